@@ -1,0 +1,115 @@
+"""Wire one gateway together and run it: every task owned by one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from gateway.config import GatewayConfig
+from gateway.control import build_engine
+from gateway.core import registry
+from gateway.core.bus import EventBus
+from gateway.core.clock import Clock, RealClock
+from gateway.core.context import Component, ComponentFactory, GatewayContext
+from gateway.core.state import StateStore
+
+log = logging.getLogger("gateway")
+
+
+def build_context(config: GatewayConfig, clock: Clock | None = None) -> GatewayContext:
+    """Create the shared objects of one gateway."""
+    clock = clock or RealClock()
+    bus = EventBus()
+    store = StateStore(bus, clock, config.logic.addresses)
+    return GatewayContext(config=config, clock=clock, bus=bus, store=store)
+
+
+def build_components(ctx: GatewayContext) -> list[Component]:
+    """Instantiate every registered adapter, the engine, and every publisher the config enables."""
+    components: list[Component] = []
+    for name, entry in sorted(registry.discover("bms_gateway.adapters").items()):
+        factory: ComponentFactory = entry.load()
+        if (c := factory(ctx)) is not None:
+            log.debug("adapter %s enabled", name)
+            components.append(c)
+    if (engine := build_engine(ctx)) is not None:
+        components.append(engine)
+    for name, entry in sorted(registry.discover("bms_gateway.publishers").items()):
+        factory = entry.load()
+        if (c := factory(ctx)) is not None:
+            log.debug("publisher %s enabled", name)
+            components.append(c)
+    return components
+
+
+async def summary_loop(ctx: GatewayContext) -> None:
+    """Log one line every `gateway.summary_interval_s`."""
+    interval = ctx.config.gateway.summary_interval_s
+    while True:
+        await ctx.clock.sleep(interval)
+        s = ctx.store.state
+        vmin, vmax, pack = s.cell_voltage_min_v, s.cell_voltage_max_v, s.pack_voltage_v
+        published = sum(
+            sample.value
+            for metric in ctx.health.mqtt_publishes.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+        log.info(
+            "boards online %d/%d, pack %s V, cell min %s V max %s V, errors %s, "
+            "messages published %d",
+            s.boards_online,
+            len(s.boards),
+            "-" if pack is None else f"{pack:.2f}",
+            "-" if vmin is None else f"{vmin:.3f}",
+            "-" if vmax is None else f"{vmax:.3f}",
+            ",".join(s.control.errors_active) or "none",
+            int(published),
+        )
+
+
+@contextlib.asynccontextmanager
+async def _logic_port(config: GatewayConfig) -> AsyncIterator[GatewayConfig]:
+    """Yield the config to run with; start the embedded simulator when no port is set."""
+    if not config.embedded_simulator:
+        yield config
+        return
+    from gateway.sim.embedded import embedded_simulator  # noqa: PLC0415
+
+    async with embedded_simulator(config) as port:
+        log.info(
+            "embedded simulator serving %d Logic boards on %s", len(config.logic.addresses), port
+        )
+        yield config.model_copy(update={"logic": config.logic.model_copy(update={"port": port})})
+
+
+async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
+    """Run the gateway until cancelled."""
+    async with _logic_port(config) as cfg:
+        ctx = build_context(cfg, clock)
+        components = build_components(ctx)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(ctx.store.run(), name="state")
+            tg.create_task(summary_loop(ctx), name="summary")
+            for c in components:
+                tg.create_task(c.run(), name=c.name)
+
+
+def main_run(config: GatewayConfig) -> int:
+    """Run with SIGINT/SIGTERM handling; return the exit code."""
+
+    async def _main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_gateway(config)
+        log.info("stopped")
+
+    asyncio.run(_main())
+    return 0

@@ -1,0 +1,226 @@
+"""The gateway's one configuration: a YAML file validated by pydantic, overridable by env.
+
+Every key has a default that runs (the embedded simulator). Environment variables override
+file keys: prefix `BMSGW_`, `__` between levels (`BMSGW_MQTT__PORT=1884`). Each section is a
+model of its own; sections owned by a subsystem live next to it and are imported here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.core.errors import ConfigError
+from gateway.protocols import logic_map
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewaySection(Section):
+    """The gateway itself."""
+
+    id: str = Field(
+        "bms-gateway", pattern=r"^[A-Za-z0-9_-]+$", description="Gateway id, used in MQTT topics."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    state_dir: Path = Field(
+        Path("state"), description="Directory for persisted state (latched errors, SOC)."
+    )
+    summary_interval_s: float = Field(10.0, gt=0, description="Period of the summary log line.")
+
+
+class MqttSection(Section):
+    """MQTT broker connection and topics."""
+
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, lt=65536)
+    topic_prefix: str = Field("bms", pattern=r"^[^#+]+$")
+    username: str | None = None
+    password: SecretStr | None = Field(None, description="Or set BMSGW_MQTT__PASSWORD.")
+    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    client_id: str | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    publish_interval_s: float = Field(1.0, gt=0, le=3600)
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> MqttSection:
+        if self.password is None and self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8")
+            except OSError as err:
+                raise ValueError(f"password_file: {err}") from err
+            self.password = SecretStr(text.splitlines()[0] if text else "")
+        return self
+
+
+class MetricsSection(Section):
+    """Prometheus /metrics endpoint."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, lt=65536, description="0 picks a free port.")
+
+
+class LogicSection(Section):
+    """The RS-485 link to the BMS Logic cell boards."""
+
+    port: str | None = Field(
+        None, description="Serial device; null runs the embedded simulator on a pty."
+    )
+    baudrate: Literal[600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 115200
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    boards: int | list[int] = Field(
+        2, description="Number of boards (addresses 1..n) or an explicit address list."
+    )
+    cells_per_board: int = Field(16, ge=1, le=logic_map.MAX_CELLS)
+    sensors_per_board: int | None = Field(
+        None, ge=0, le=logic_map.MAX_SENSORS, description="Default: same as cells_per_board."
+    )
+    poll_interval_s: float = Field(1.0, gt=0, le=60)
+    timeout_s: float = Field(0.2, gt=0, le=10)
+    retries: int = Field(0, ge=0, le=5)
+    offline_after: int = Field(3, ge=1, le=100, description="Consecutive failures.")
+
+    @model_validator(mode="after")
+    def _check_boards(self) -> LogicSection:
+        addrs = self.addresses
+        if not addrs:
+            raise ValueError("boards: at least one board")
+        if len(set(addrs)) != len(addrs):
+            raise ValueError("boards: duplicate address")
+        if any(not 1 <= a <= logic_map.MAX_BOARDS for a in addrs):
+            raise ValueError(f"boards: addresses must be 1..{logic_map.MAX_BOARDS}")
+        return self
+
+    @property
+    def addresses(self) -> list[int]:
+        """Board addresses to poll."""
+        return list(range(1, self.boards + 1)) if isinstance(self.boards, int) else self.boards
+
+    @property
+    def sensors(self) -> int:
+        """Temperature sensors per board."""
+        return self.cells_per_board if self.sensors_per_board is None else self.sensors_per_board
+
+
+class SimulatorSection(Section):
+    """The embedded battery simulator (used when `logic.port` is null)."""
+
+    chemistry: Literal["lfp", "nmc"] = "lfp"
+    capacity_ah: float = Field(100.0, gt=0)
+    soc: float = Field(0.6, ge=0, le=1)
+    temperature_c: float = 25.0
+    current_a: float = Field(0.0, description="Constant pack current, + = charging.")
+    current_amplitude_a: float = Field(
+        20.0, ge=0, description="Amplitude of a slow sine added to current_a (0 = constant)."
+    )
+    current_period_s: float = Field(600.0, gt=0)
+    humidity_pct: float = Field(40.0, ge=0, le=100)
+    seed: int = 1
+
+
+class GatewayConfig(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BMSGW_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    gateway: GatewaySection = Field(default_factory=GatewaySection)
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    logic: LogicSection = Field(default_factory=LogicSection)
+    simulator: SimulatorSection = Field(default_factory=SimulatorSection)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the file (which arrives as init kwargs)."""
+        return env_settings, init_settings, file_secret_settings
+
+    @property
+    def embedded_simulator(self) -> bool:
+        """True when the gateway runs against its in-process simulator."""
+        return self.logic.port is None
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    """Render each error as `dotted.path: message`."""
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"{path}: {e['msg']}")
+    return lines
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping (an empty file is an empty mapping)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"{path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: bool = True,
+) -> GatewayConfig:
+    """Build the configuration from a file (optional), overrides and the environment.
+
+    Raises:
+        ConfigError: the file is unreadable or invalid; the message lists each bad key.
+    """
+    data: dict[str, Any] = load_yaml(path) if path is not None else {}
+    if overrides:
+        data = deep_merge(data, overrides)
+    try:
+        if env:
+            return GatewayConfig(**data)
+        saved = {k: v for k, v in os.environ.items() if k.upper().startswith("BMSGW_")}
+        for k in saved:
+            del os.environ[k]
+        try:
+            return GatewayConfig(**data)
+        finally:
+            os.environ.update(saved)
+    except ValidationError as err:
+        raise ConfigError("\n".join(format_validation_error(err))) from err
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Return `base` with `extra` merged in, recursively for nested mappings."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

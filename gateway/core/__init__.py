@@ -1,0 +1,1 @@
+"""The middle of the data flow: clock, events, bus, state."""

@@ -1,0 +1,51 @@
+"""What every component is built from: config, clock, bus, state and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from prometheus_client import CollectorRegistry
+
+from gateway.config import GatewayConfig
+from gateway.core.bus import EventBus
+from gateway.core.clock import Clock
+from gateway.core.health import Health
+from gateway.core.state import StateStore
+
+
+@dataclass
+class GatewayContext:
+    """Shared objects of one running gateway (tests may build several in one process)."""
+
+    config: GatewayConfig
+    clock: Clock
+    bus: EventBus
+    store: StateStore
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+    health: Health = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = Health(self.registry)
+        self.bus.add_drop_listener(self.health.count_bus_drop)
+
+
+@runtime_checkable
+class Component(Protocol):
+    """A long-running adapter or publisher; `run` is owned by the gateway's TaskGroup."""
+
+    name: str
+
+    async def run(self) -> None:
+        """Run until cancelled; recoverable failures are handled inside."""
+        ...
+
+
+class ComponentFactory(Protocol):
+    """What an entry point in `bms_gateway.adapters`/`publishers` must be."""
+
+    def __call__(self, ctx: GatewayContext) -> Component | None:
+        """Build the component, or return None when the config disables it."""
+        ...

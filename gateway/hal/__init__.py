@@ -1,0 +1,1 @@
+"""Hardware drivers behind small Protocols: relays, discrete I/O, ADC, indicators."""
