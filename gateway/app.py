@@ -15,16 +15,27 @@ from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
 from gateway.core.state import StateStore
+from gateway.hal.drivers import sim_drivers
+from gateway.sim.pack import PackModel
 
 log = logging.getLogger("gateway")
 
 
-def build_context(config: GatewayConfig, clock: Clock | None = None) -> GatewayContext:
+def build_context(
+    config: GatewayConfig, clock: Clock | None = None, simulator: PackModel | None = None
+) -> GatewayContext:
     """Create the shared objects of one gateway."""
     clock = clock or RealClock()
     bus = EventBus()
     store = StateStore(bus, clock, config.logic.addresses)
-    return GatewayContext(config=config, clock=clock, bus=bus, store=store)
+    return GatewayContext(
+        config=config,
+        clock=clock,
+        bus=bus,
+        store=store,
+        simulator=simulator,
+        drivers=sim_drivers(simulator),
+    )
 
 
 def build_components(ctx: GatewayContext) -> list[Component]:
@@ -88,8 +99,8 @@ async def _logic_port(config: GatewayConfig) -> AsyncIterator[GatewayConfig]:
 
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
     """Run the gateway until cancelled."""
-    async with _logic_port(config) as cfg:
-        ctx = build_context(cfg, clock)
+    async with _logic_port(config) as (cfg, pack):
+        ctx = build_context(cfg, clock, pack)
         components = build_components(ctx)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(ctx.store.run(), name="state")

@@ -31,6 +31,11 @@ class GatewaySection(Section):
     id: str = Field(
         "bms-gateway", pattern=r"^[A-Za-z0-9_-]+$", description="Gateway id, used in MQTT topics."
     )
+    mode: Literal["controller", "bridge"] = Field(
+        "controller",
+        description="controller: the gateway drives the relays; bridge: a real BMS Main 2.x "
+        "protects the battery and the gateway only reads, publishes and raises alarms.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     state_dir: Path = Field(
         Path("state"), description="Directory for persisted state (latched errors, SOC)."

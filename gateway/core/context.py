@@ -12,6 +12,8 @@ from gateway.core.bus import EventBus
 from gateway.core.clock import Clock
 from gateway.core.health import Health
 from gateway.core.state import StateStore
+from gateway.hal.drivers import Drivers, sim_drivers
+from gateway.sim.pack import PackModel
 
 
 @dataclass
@@ -22,6 +24,8 @@ class GatewayContext:
     clock: Clock
     bus: EventBus
     store: StateStore
+    simulator: PackModel | None = None  # the embedded/scenario pack model, when there is one
+    drivers: Drivers = field(default_factory=sim_drivers)
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )

@@ -61,6 +61,18 @@ class InputsRead(Event):
     closed: tuple[bool, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PointsRead(Event):
+    """Named values read from an external device (Modbus profile points, DBC signals).
+
+    `values` maps a gateway point name (e.g. `charger.output_voltage_v`) to its value; the
+    state store keeps the latest of each in `GatewayState.points`.
+    """
+
+    source: str
+    values: dict[str, float | int | bool | str]
+
+
 # --- notices ------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from gateway.core.events import (
     Event,
     InputsRead,
     PackMeasured,
+    PointsRead,
 )
 
 
@@ -75,6 +76,8 @@ class GatewayState:
     external_temperature_c: float | None = None
     inputs: tuple[bool, ...] = (False, False, False, False)
     inputs_updated_s: float | None = None
+    points: dict[str, float | int | bool | str] = field(default_factory=dict)
+    points_updated_s: dict[str, float] = field(default_factory=dict)  # source -> clock time
     control: ControlState = field(default_factory=ControlState)
 
     def online_boards(self) -> list[BoardState]:
@@ -170,6 +173,9 @@ class StateStore:
             case InputsRead():
                 s.inputs = event.closed
                 s.inputs_updated_s = event.at_s
+            case PointsRead():
+                s.points.update(event.values)
+                s.points_updated_s[event.source] = event.at_s
             case _:
                 pass
 
