@@ -83,18 +83,25 @@ async def summary_loop(ctx: GatewayContext) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _logic_port(config: GatewayConfig) -> AsyncIterator[GatewayConfig]:
-    """Yield the config to run with; start the embedded simulator when no port is set."""
+async def _logic_port(
+    config: GatewayConfig,
+) -> AsyncIterator[tuple[GatewayConfig, PackModel | None]]:
+    """Yield the config to run with; start the embedded simulator when no port is set.
+
+    `gateway.sim.embedded.embedded_simulator(config)` is an async context manager yielding
+    `(gateway_side_port_path, pack_model)` while it serves the Logic boards on a pty.
+    """
     if not config.embedded_simulator:
-        yield config
+        yield config, None
         return
     from gateway.sim.embedded import embedded_simulator  # noqa: PLC0415
 
-    async with embedded_simulator(config) as port:
+    async with embedded_simulator(config) as (port, pack):
         log.info(
             "embedded simulator serving %d Logic boards on %s", len(config.logic.addresses), port
         )
-        yield config.model_copy(update={"logic": config.logic.model_copy(update={"port": port})})
+        logic = config.logic.model_copy(update={"port": port})
+        yield config.model_copy(update={"logic": logic}), pack
 
 
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
