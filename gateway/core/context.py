@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
@@ -26,6 +26,9 @@ class GatewayContext:
     store: StateStore
     simulator: PackModel | None = None  # the embedded/scenario pack model, when there is one
     drivers: Drivers = field(default_factory=sim_drivers)
+    # Objects the MQTT publisher calls on every (re)connect and for messages on their
+    # subscriptions (Home Assistant discovery, command topics): see gateway/publishers/mqtt.py.
+    mqtt_extensions: list[Any] = field(default_factory=list)
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )

@@ -1,0 +1,45 @@
+"""Public names of errors and signals (fixed by issue 3; MQTT, HA, Prometheus and scenarios use them).
+
+The protection table in `gateway/control` must have exactly one row per error name; a test
+checks that, and that `docs/protections.md` documents each one.
+"""
+
+from __future__ import annotations
+
+ERROR_NAMES: tuple[str, ...] = (
+    "cell_overvoltage",
+    "cell_undervoltage",
+    "overcurrent_charge",
+    "overcurrent_discharge",
+    "low_temperature_charge",
+    "low_temperature_discharge",
+    "high_temperature_charge",
+    "high_temperature_discharge",
+    "battery_cover",
+    "logic_offline",
+    "temperature_sensor_fault",
+    "cell_count_mismatch",
+    "current_sensor_fault",
+    "logic_high_temperature",
+    "high_humidity",
+    "cell_imbalance",
+    "contactor_feedback",
+)
+
+SIGNAL_NAMES: tuple[str, ...] = (
+    "charge_allowed",
+    "discharge_allowed",
+    "charger_connected",
+    "heater",
+    "balancing",
+    "low_soc",
+    "high_charging_current",
+    "critical_error",
+)
+
+RELAY_FUNCTIONS_DEFAULT: dict[int, str] = {
+    1: "discharge_contactor",
+    2: "allow_charging",
+    3: "charge_contactor",
+    4: "heater",
+}
