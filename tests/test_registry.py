@@ -23,7 +23,7 @@ def test_separate_distribution_plugin_is_found() -> None:
 
 
 def test_unknown_name_lists_installed() -> None:
-    with pytest.raises(PluginError, match="installed: .*logic"):
+    with pytest.raises(PluginError, match=r"installed: .*logic"):
         registry.load("bms_gateway.adapters", "nope")
     with pytest.raises(PluginError, match="unknown plugin group"):
         registry.discover("bms_gateway.nothing")
