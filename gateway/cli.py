@@ -14,6 +14,7 @@ from gateway import __version__
 COMMANDS = (
     "gateway.commands.run",
     "gateway.commands.check_config",
+    "gateway.commands.config_docs",
     "gateway.commands.simulate",
 )
 

@@ -36,7 +36,9 @@ class GatewaySection(Section):
         description="controller: the gateway drives the relays; bridge: a real BMS Main 2.x "
         "protects the battery and the gateway only reads, publishes and raises alarms.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level (`-v` on the command line forces DEBUG)."
+    )
     state_dir: Path = Field(
         Path("state"), description="Directory for persisted state (latched errors, SOC)."
     )
@@ -46,18 +48,22 @@ class GatewaySection(Section):
 class MqttSection(Section):
     """MQTT broker connection and topics."""
 
-    enabled: bool = True
-    host: str = "localhost"
-    port: int = Field(1883, ge=1, lt=65536)
-    topic_prefix: str = Field("bms", pattern=r"^[^#+]+$")
-    username: str | None = None
+    enabled: bool = Field(True, description="Publish to MQTT at all.")
+    host: str = Field("localhost", description="Broker host name or address.")
+    port: int = Field(1883, ge=1, lt=65536, description="Broker TCP port.")
+    topic_prefix: str = Field(
+        "bms", pattern=r"^[^#+]+$", description="First topic level: `<prefix>/<gateway.id>/...`."
+    )
+    username: str | None = Field(None, description="Broker user name (none: anonymous).")
     password: SecretStr | None = Field(None, description="Or set BMSGW_MQTT__PASSWORD.")
     password_file: Path | None = Field(None, description="File whose first line is the password.")
-    client_id: str | None = None
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    publish_interval_s: float = Field(1.0, gt=0, le=3600)
-    reconnect_min_s: float = Field(1.0, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    client_id: str | None = Field(None, description="MQTT client id (default: derived from gateway.id).")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive.")
+    publish_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="The retained `state` message is sent at most this often."
+    )
+    reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay (doubles).")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay.")
 
     @model_validator(mode="after")
     def _password_from_file(self) -> MqttSection:
@@ -73,8 +79,8 @@ class MqttSection(Section):
 class MetricsSection(Section):
     """Prometheus /metrics endpoint."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
+    enabled: bool = Field(True, description="Serve Prometheus metrics.")
+    host: str = Field("127.0.0.1", description="Listen address (0.0.0.0 in a container).")
     port: int = Field(9108, ge=0, lt=65536, description="0 picks a free port.")
 
 
@@ -84,20 +90,24 @@ class LogicSection(Section):
     port: str | None = Field(
         None, description="Serial device; null runs the embedded simulator on a pty."
     )
-    baudrate: Literal[600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 115200
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    bytesize: Literal[7, 8] = 8
+    baudrate: Literal[600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = Field(
+        115200, description="Serial speed (the vendor's internal Logic link runs 115200)."
+    )
+    parity: Literal["N", "E", "O"] = Field("N", description="Serial parity.")
+    stopbits: Literal[1, 2] = Field(1, description="Serial stop bits.")
+    bytesize: Literal[7, 8] = Field(8, description="Serial data bits.")
     boards: int | list[int] = Field(
         2, description="Number of boards (addresses 1..n) or an explicit address list."
     )
-    cells_per_board: int = Field(16, ge=1, le=logic_map.MAX_CELLS)
+    cells_per_board: int = Field(
+        16, ge=1, le=logic_map.MAX_CELLS, description="Cells on each board (1..18)."
+    )
     sensors_per_board: int | None = Field(
         None, ge=0, le=logic_map.MAX_SENSORS, description="Default: same as cells_per_board."
     )
-    poll_interval_s: float = Field(1.0, gt=0, le=60)
-    timeout_s: float = Field(0.2, gt=0, le=10)
-    retries: int = Field(0, ge=0, le=5)
+    poll_interval_s: float = Field(1.0, gt=0, le=60, description="One scan of every board.")
+    timeout_s: float = Field(0.2, gt=0, le=10, description="Reply timeout per request.")
+    retries: int = Field(0, ge=0, le=5, description="Immediate retries of a failed request.")
     offline_after: int = Field(3, ge=1, le=100, description="Consecutive failures.")
 
     @model_validator(mode="after")
@@ -125,17 +135,17 @@ class LogicSection(Section):
 class SimulatorSection(Section):
     """The embedded battery simulator (used when `logic.port` is null)."""
 
-    chemistry: Literal["lfp", "nmc"] = "lfp"
-    capacity_ah: float = Field(100.0, gt=0)
-    soc: float = Field(0.6, ge=0, le=1)
-    temperature_c: float = 25.0
+    chemistry: Literal["lfp", "nmc"] = Field("lfp", description="Simulated cell chemistry.")
+    capacity_ah: float = Field(100.0, gt=0, description="Nominal cell capacity.")
+    soc: float = Field(0.6, ge=0, le=1, description="Start state of charge, 0..1.")
+    temperature_c: float = Field(25.0, description="Every temperature sensor at start.")
     current_a: float = Field(0.0, description="Constant pack current, + = charging.")
     current_amplitude_a: float = Field(
         20.0, ge=0, description="Amplitude of a slow sine added to current_a (0 = constant)."
     )
-    current_period_s: float = Field(600.0, gt=0)
-    humidity_pct: float = Field(40.0, ge=0, le=100)
-    seed: int = 1
+    current_period_s: float = Field(600.0, gt=0, description="Period of that sine.")
+    humidity_pct: float = Field(40.0, ge=0, le=100, description="Simulated humidity.")
+    seed: int = Field(1, description="Seed of the cells' capacity/resistance spread.")
 
 
 class GatewayConfig(BaseSettings):

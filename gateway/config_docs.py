@@ -1,0 +1,110 @@
+"""Render the configuration reference (docs/configuration.md) from the pydantic models."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from gateway.config import GatewayConfig
+
+HEADER = """# Configuration reference
+
+Generated from the pydantic models by `bms-gateway config-docs` (do not edit by hand; a test
+checks that this file matches the code).
+
+The gateway reads one YAML file (`bms-gateway run FILE`, `bms-gateway check-config FILE`).
+Every key has a default that runs: with no file at all the gateway starts its embedded
+simulator. Environment variables override file keys: prefix `BMSGW_`, `__` between levels,
+e.g. `BMSGW_MQTT__PORT=1884`, `BMSGW_MQTT__PASSWORD=...`. Unknown keys are errors.
+Entries written `a.<name>` are maps whose keys you choose (e.g. `protections.<error>`).
+
+"""
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin in (list, tuple, set):
+        args = typing.get_args(annotation)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        args = typing.get_args(annotation)
+        return f"map of {_type_name(args[1])}" if len(args) == 2 else "map"
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return "section"
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        try:
+            value = field.default_factory()  # type: ignore[call-arg]
+        except TypeError:
+            return "(computed)"
+        if isinstance(value, BaseModel):
+            return "(section)"
+        return f"`{json.dumps(value, default=str)}`"
+    if field.default is PydanticUndefined:
+        return "(required)"
+    if hasattr(field.default, "get_secret_value"):
+        return "(secret)"
+    return f"`{json.dumps(field.default, default=str)}`"
+
+
+def _models_in(annotation: Any) -> list[tuple[str, type[BaseModel]]]:
+    """Return (suffix, model) for models nested in an annotation (direct, list, or map)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [("", annotation)]
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict and len(args) == 2:
+        return [(".<name>", m) for _, m in _models_in(args[1])]
+    if origin in (list, tuple):
+        return [("[]", m) for a in args for _, m in _models_in(a)]
+    if origin in (typing.Union, types.UnionType):
+        return [x for a in args for x in _models_in(a)]
+    return []
+
+
+def _rows(model: type[BaseModel], prefix: str, seen: set[str]) -> list[str]:
+    rows: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        nested = _models_in(field.annotation)
+        desc = (field.description or "").replace("\n", " ").replace("|", "\\|")
+        if nested and all(s == "" for s, _ in nested) and len(nested) == 1:
+            doc = (
+                (nested[0][1].__doc__ or "").strip().splitlines()[0] if nested[0][1].__doc__ else ""
+            )
+            rows.append(f"| **`{key}`** | section | | {desc or doc} |")
+        else:
+            rows.append(
+                f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {desc} |"
+            )
+        for suffix, sub in nested:
+            sub_key = f"{key}{suffix}"
+            if sub_key in seen:
+                continue
+            seen.add(sub_key)
+            rows.extend(_rows(sub, f"{sub_key}.", seen))
+    return rows
+
+
+def render() -> str:
+    """Return the whole reference as Markdown."""
+    lines = [HEADER, "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    lines.extend(_rows(GatewayConfig, "", set()))
+    return "\n".join(lines) + "\n"
