@@ -57,7 +57,7 @@ class MqttSection(Section):
     username: str | None = Field(None, description="Broker user name (none: anonymous).")
     password: SecretStr | None = Field(None, description="Or set BMSGW_MQTT__PASSWORD.")
     password_file: Path | None = Field(None, description="File whose first line is the password.")
-    client_id: str | None = Field(None, description="MQTT client id (default: derived from gateway.id).")
+    client_id: str | None = Field(None, description="MQTT client id (default: from gateway.id).")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive.")
     publish_interval_s: float = Field(
         1.0, gt=0, le=3600, description="The retained `state` message is sent at most this often."
