@@ -1,0 +1,1 @@
+"""Outputs: MQTT, Prometheus, CAN, Modbus server, Home Assistant discovery."""
