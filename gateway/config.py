@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.core.errors import ConfigError
 from gateway.protocols import logic_map
+from gateway.publishers.homeassistant_section import HomeAssistantSection
 
 
 class Section(BaseModel):
@@ -160,6 +161,7 @@ class GatewayConfig(BaseSettings):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     logic: LogicSection = Field(default_factory=LogicSection)
     simulator: SimulatorSection = Field(default_factory=SimulatorSection)
+    homeassistant: HomeAssistantSection = Field(default_factory=HomeAssistantSection)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,390 @@
+"""Home Assistant MQTT discovery: one device per gateway, entities declared once as data.
+
+An MQTT extension (see `gateway.publishers.mqtt.MqttExtension`): the MQTT publisher calls
+`on_connected` after every (re)connect and hands over messages on `subscriptions()`.
+
+- `DESCRIPTIONS` is the one table of entities (style lesson 9); `entity_descriptions(config)`
+  keeps the rows whose `has_fn(config)` is true and adds the optional per-cell rows.
+- `discovery_messages(config)` and `removal_message(topic)` are pure builders returning
+  `(topic, payload bytes, retain)` (style lesson 10), pinned by golden files in tests.
+- Every entity reads the retained `<prefix>/<id>/state` JSON through a `value_template` and
+  is available while `<prefix>/<id>/availability` is `online` (the gateway's LWT).
+- Re-announces when Home Assistant publishes `online` on its status topic. Removes stale
+  entities: it subscribes to its own config topics, so the broker hands back every retained
+  config under this node on connect; any that the config no longer produces is cleared with
+  an empty retained payload. No local bookkeeping is needed, and nothing waits on a timer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from gateway import __version__
+from gateway.control.names import ERROR_NAMES, RELAY_FUNCTIONS_DEFAULT
+from gateway.publishers.homeassistant_section import HomeAssistantSection
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+    from gateway.config import GatewayConfig
+    from gateway.core.context import GatewayContext
+    from gateway.core.health import Health
+
+log = logging.getLogger(__name__)
+
+MODEL = "BMS Main 2.1"
+INPUTS = 4  # dry-contact discrete inputs on the board
+OUTPUTS = 4  # +5 V discrete outputs on the board
+
+Component = Literal["sensor", "binary_sensor"]
+
+__all__ = [
+    "DESCRIPTIONS",
+    "DiscoveryMessage",
+    "EntityDescription",
+    "HomeAssistantDiscovery",
+    "HomeAssistantSection",
+    "create",
+    "discovery_messages",
+    "entity_descriptions",
+    "removal_message",
+]
+
+
+class DiscoveryMessage(NamedTuple):
+    """One MQTT message to publish."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+def _always(_config: GatewayConfig) -> bool:
+    return True
+
+
+def _per_cell(config: GatewayConfig) -> bool:
+    return config.homeassistant.per_cell_entities
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityDescription:
+    """One Home Assistant entity, read from the retained `state` JSON."""
+
+    key: str  # object_id; unique_id is `<node_id>_<key>`
+    component: Component
+    name: str  # without the device name: Home Assistant prefixes it
+    value_template: str
+    device_class: str | None = None
+    state_class: str | None = None
+    unit: str | None = None
+    entity_category: Literal["diagnostic", "config"] | None = None
+    icon: str | None = None
+    precision: int | None = None  # suggested_display_precision
+    has_fn: Callable[[GatewayConfig], bool] = _always
+
+
+def _value(key: str) -> str:
+    return "{{ value_json." + key + " }}"
+
+
+def _flag(test: str) -> str:
+    """Binary-sensor template: ON when the Jinja expression `test` is true."""
+    return "{{ 'ON' if " + test + " else 'OFF' }}"
+
+
+def _listed(collection: str, id_key: str, number: int, attr: str) -> str:
+    """Jinja expression: `attr` of the item with `id_key == number` in a list (false if absent)."""
+    return (
+        f"(value_json.{collection} | selectattr('{id_key}', 'equalto', {number}) "
+        f"| map(attribute='{attr}') | first | default(false))"
+    )
+
+
+def _humanize(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _sensor(key: str, name: str, **kw: Any) -> EntityDescription:
+    return EntityDescription(key=key, component="sensor", name=name, **kw)
+
+
+def _binary(key: str, name: str, test: str, **kw: Any) -> EntityDescription:
+    return EntityDescription(
+        key=key, component="binary_sensor", name=name, value_template=_flag(test), **kw
+    )
+
+
+M = "measurement"
+
+DESCRIPTIONS: tuple[EntityDescription, ...] = (
+    # --- pack ---------------------------------------------------------------------------
+    _sensor("voltage", "Pack voltage", value_template=_value("voltage"),
+            device_class="voltage", state_class=M, unit="V", precision=2),
+    _sensor("current", "Current", value_template=_value("current"),
+            device_class="current", state_class=M, unit="A", precision=1),
+    _sensor("power", "Power", value_template=_value("power"),
+            device_class="power", state_class=M, unit="W", precision=0),
+    _sensor("soc", "State of charge", value_template=_value("soc"),
+            device_class="battery", state_class=M, unit="%", precision=0),
+    _sensor("cell_voltage_min", "Cell voltage min", value_template=_value("cell_voltage_min"),
+            device_class="voltage", state_class=M, unit="V", precision=3),
+    _sensor("cell_voltage_max", "Cell voltage max", value_template=_value("cell_voltage_max"),
+            device_class="voltage", state_class=M, unit="V", precision=3),
+    _sensor("cell_voltage_delta", "Cell voltage delta",
+            value_template=_value("cell_voltage_delta"),
+            device_class="voltage", state_class=M, unit="V", precision=3),
+    _sensor("temperature_min", "Temperature min", value_template=_value("temperature_min"),
+            device_class="temperature", state_class=M, unit="°C", precision=1),
+    _sensor("temperature_max", "Temperature max", value_template=_value("temperature_max"),
+            device_class="temperature", state_class=M, unit="°C", precision=1),
+    _sensor("humidity", "Humidity", value_template=_value("humidity"),
+            device_class="humidity", state_class=M, unit="%", precision=0),
+    # --- limits the gateway computes (what inverters/chargers are told) -----------------
+    _sensor("charge_voltage_limit", "Charge voltage limit",
+            value_template=_value("limits.charge_voltage_limit"),
+            device_class="voltage", state_class=M, unit="V", precision=1),
+    _sensor("charge_current_limit", "Charge current limit",
+            value_template=_value("limits.charge_current_limit"),
+            device_class="current", state_class=M, unit="A", precision=0),
+    _sensor("discharge_current_limit", "Discharge current limit",
+            value_template=_value("limits.discharge_current_limit"),
+            device_class="current", state_class=M, unit="A", precision=0),
+    # --- control signals --------------------------------------------------------------
+    _binary("charge_allowed", "Charge allowed",
+            "value_json.signals.charge_allowed | default(false)", icon="mdi:battery-arrow-up"),
+    _binary("discharge_allowed", "Discharge allowed",
+            "value_json.signals.discharge_allowed | default(false)",
+            icon="mdi:battery-arrow-down"),
+    # --- relays (by function), discrete inputs and outputs ----------------------------
+    *(
+        _binary(f"relay_{n}", f"{_humanize(function)} (relay {n})",
+                _listed("relays", "relay", n, "closed"), icon="mdi:electric-switch")
+        for n, function in sorted(RELAY_FUNCTIONS_DEFAULT.items())
+    ),
+    *(
+        _binary(f"input_{n}", f"Input {n}", _listed("inputs", "input", n, "closed"),
+                icon="mdi:electric-switch")
+        for n in range(1, INPUTS + 1)
+    ),
+    *(
+        _binary(f"output_{n}", f"Output {n}", _listed("outputs", "output", n, "on"),
+                icon="mdi:export")
+        for n in range(1, OUTPUTS + 1)
+    ),
+    # --- one problem sensor per protection/error ---------------------------------------
+    *(
+        _binary(f"error_{error}", _humanize(error), f"'{error}' in value_json.errors",
+                device_class="problem")
+        for error in ERROR_NAMES
+    ),
+    # --- gateway health ---------------------------------------------------------------
+    _sensor("boards_online", "Boards online", value_template=_value("boards_online"),
+            state_class=M, entity_category="diagnostic", icon="mdi:expansion-card"),
+    _sensor("mode", "Mode", value_template=_value("mode"),
+            entity_category="diagnostic", icon="mdi:cog"),
+    _sensor("last_update", "Last update", value_template=_value("timestamp"),
+            device_class="timestamp", entity_category="diagnostic"),
+)  # fmt: skip
+
+
+def _board_expr(board: int) -> str:
+    return f"value_json.boards | selectattr('board', 'equalto', {board}) | first"
+
+
+def _cell_rows(config: GatewayConfig) -> Iterator[EntityDescription]:
+    """Per-cell voltage and temperature sensors (only with `per_cell_entities`)."""
+    for board in config.logic.addresses:
+        for cell in range(1, config.logic.cells_per_board + 1):
+            yield _sensor(
+                f"board_{board}_cell_{cell}_voltage",
+                f"Board {board} cell {cell} voltage",
+                value_template=_indexed(board, "cell_voltages", cell - 1),
+                device_class="voltage", state_class=M, unit="V", precision=3,
+                has_fn=_per_cell,
+            )  # fmt: skip
+        for sensor in range(1, config.logic.sensors + 1):
+            yield _sensor(
+                f"board_{board}_temperature_{sensor}",
+                f"Board {board} temperature {sensor}",
+                value_template=_indexed(board, "temperatures", sensor - 1),
+                device_class="temperature", state_class=M, unit="°C", precision=1,
+                has_fn=_per_cell,
+            )  # fmt: skip
+
+
+def _indexed(board: int, field: str, index: int) -> str:
+    """Template for `boards[board].field[index]`, `None` (= unknown in HA) when absent."""
+    return (
+        f"{{% set b = {_board_expr(board)} %}}"
+        f"{{{{ b.{field}[{index}] if b and (b.{field} | length) > {index} else None }}}}"
+    )
+
+
+def entity_descriptions(config: GatewayConfig) -> list[EntityDescription]:
+    """Return the entities this config produces, in announce order."""
+    rows = [*DESCRIPTIONS, *_cell_rows(config)]
+    return [d for d in rows if d.has_fn(config)]
+
+
+def node_id(config: GatewayConfig) -> str:
+    """Return the discovery node id (default: the gateway id)."""
+    return config.homeassistant.node_id or config.gateway.id
+
+
+def state_topic(config: GatewayConfig) -> str:
+    """Return the gateway's retained `state` topic."""
+    return f"{config.mqtt.topic_prefix}/{config.gateway.id}/state"
+
+
+def availability_topic(config: GatewayConfig) -> str:
+    """Return the gateway's retained availability (LWT) topic."""
+    return f"{config.mqtt.topic_prefix}/{config.gateway.id}/availability"
+
+
+def config_topic(config: GatewayConfig, desc: EntityDescription) -> str:
+    """Return `<discovery_prefix>/<component>/<node_id>/<object_id>/config`."""
+    ha = config.homeassistant
+    return f"{ha.discovery_prefix}/{desc.component}/{node_id(config)}/{desc.key}/config"
+
+
+def own_config_filter(config: GatewayConfig) -> str:
+    """Return the subscription filter matching every config topic of this node."""
+    return f"{config.homeassistant.discovery_prefix}/+/{node_id(config)}/+/config"
+
+
+def device_block(config: GatewayConfig) -> dict[str, Any]:
+    """Return the HA `device` object shared by every entity."""
+    ha = config.homeassistant
+    device: dict[str, Any] = {
+        "identifiers": [f"bms_gateway_{node_id(config)}"],
+        "name": ha.device_name or f"BMS {config.gateway.id}",
+        "model": MODEL,
+        "manufacturer": ha.manufacturer,
+        "sw_version": __version__,
+    }
+    if ha.configuration_url:
+        device["configuration_url"] = ha.configuration_url
+    return device
+
+
+def config_payload(config: GatewayConfig, desc: EntityDescription) -> dict[str, Any]:
+    """Return the discovery config object of one entity."""
+    node = node_id(config)
+    payload: dict[str, Any] = {
+        "name": desc.name,
+        "unique_id": f"{node}_{desc.key}",
+        "state_topic": state_topic(config),
+        "value_template": desc.value_template,
+        "availability_topic": availability_topic(config),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": device_block(config),
+    }
+    if desc.component == "binary_sensor":
+        payload["payload_on"] = "ON"
+        payload["payload_off"] = "OFF"
+    optional = {
+        "device_class": desc.device_class,
+        "state_class": desc.state_class,
+        "unit_of_measurement": desc.unit,
+        "entity_category": desc.entity_category,
+        "icon": desc.icon,
+        "suggested_display_precision": desc.precision,
+    }
+    payload.update({k: v for k, v in optional.items() if v is not None})
+    return payload
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """Serialise a payload deterministically (sorted keys, UTF-8)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def discovery_messages(config: GatewayConfig) -> list[DiscoveryMessage]:
+    """Return one retained config message per entity the config produces."""
+    return [
+        DiscoveryMessage(config_topic(config, d), encode(config_payload(config, d)), True)
+        for d in entity_descriptions(config)
+    ]
+
+
+def removal_message(topic: str) -> DiscoveryMessage:
+    """Return the message that deletes an entity (empty retained config)."""
+    return DiscoveryMessage(topic, b"", True)
+
+
+def _matches(topic: str, pattern: str) -> bool:
+    """MQTT filter match for `+` levels (enough for our own filters)."""
+    t, p = topic.split("/"), pattern.split("/")
+    return len(t) == len(p) and all(b in (a, "+") for a, b in zip(t, p, strict=True))
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return str(payload).encode()
+
+
+_ONLINE = re.compile(rb"^\s*online\s*$")
+
+
+class HomeAssistantDiscovery:
+    """MQTT extension announcing, re-announcing and pruning the discovery configs."""
+
+    name = "homeassistant"
+
+    def __init__(self, config: GatewayConfig, health: Health | None = None) -> None:
+        self._config = config
+        self._health = health
+        self.messages = discovery_messages(config)
+        self._topics = frozenset(m.topic for m in self.messages)
+        self._filter = own_config_filter(config)
+        self.announcements = 0  # complete announce rounds
+        self.removed: list[str] = []  # config topics cleared because no longer produced
+
+    def subscriptions(self) -> list[str]:
+        """Return HA's status topic and the filter over this node's config topics."""
+        return [self._config.homeassistant.status_topic, self._filter]
+
+    async def on_connected(self, client: aiomqtt.Client) -> None:
+        """Announce every entity after a (re)connect."""
+        await self.announce(client)
+
+    async def on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Re-announce on HA's `online`; clear retained configs this config no longer makes."""
+        topic = message.topic.value
+        payload = _payload_bytes(message.payload)
+        if topic == self._config.homeassistant.status_topic:
+            if _ONLINE.match(payload):
+                log.info("Home Assistant came online: re-announcing %d entities", len(self._topics))
+                await self.announce(client)
+            return
+        if _matches(topic, self._filter) and payload and topic not in self._topics:
+            log.info("removing stale Home Assistant entity %s", topic)
+            await self._publish(client, removal_message(topic))
+            self.removed.append(topic)
+
+    async def announce(self, client: aiomqtt.Client) -> None:
+        """Publish every config (QoS 1, retained)."""
+        for m in self.messages:
+            await self._publish(client, m)
+        self.announcements += 1
+
+    async def _publish(self, client: aiomqtt.Client, m: DiscoveryMessage) -> None:
+        await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+        if self._health is not None:
+            self._health.mqtt_publishes.labels(topic="homeassistant_discovery").inc()
+
+
+def create(ctx: GatewayContext) -> None:
+    """Register the discovery extension with the MQTT publisher; never a component itself."""
+    if ctx.config.homeassistant.enabled and ctx.config.mqtt.enabled:
+        ctx.mqtt_extensions.append(HomeAssistantDiscovery(ctx.config, ctx.health))
