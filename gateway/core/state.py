@@ -141,6 +141,7 @@ class StateStore:
             BoardCameOnline,
             PackMeasured,
             InputsRead,
+            PointsRead,
             overflow=Overflow.NEVER_DROP,
         )
 
