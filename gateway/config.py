@@ -26,6 +26,34 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Sections owned by subsystems import `Section` from here, so they are imported after it.
+from gateway.control.settings import (  # noqa: E402
+    BalancingSection,
+    ChargeControlSection,
+    CoolerSection,
+    DischargeControlSection,
+    EngineSection,
+    HeaterSection,
+    InputsSection,
+    LimitsSection,
+    OutputsSection,
+    PackSection,
+    ProtectionsSection,
+    RelaysSection,
+    SignalLevelsSection,
+    SocSection,
+)
+from gateway.hal.settings import (  # noqa: E402
+    BoardIoSection,
+    CurrentSensorSection,
+    DriversSection,
+    HumiditySensorSection,
+    TemperatureSensorSection,
+)
+from gateway.adapters.modbus.config import ModbusSection  # noqa: E402
+from gateway.publishers.modbus_server_section import ModbusServerSection  # noqa: E402
+
+
 class GatewaySection(Section):
     """The gateway itself."""
 
@@ -161,7 +189,28 @@ class GatewayConfig(BaseSettings):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     logic: LogicSection = Field(default_factory=LogicSection)
     simulator: SimulatorSection = Field(default_factory=SimulatorSection)
+    drivers: DriversSection = Field(default_factory=DriversSection)
+    board_io: BoardIoSection = Field(default_factory=BoardIoSection)
+    current_sensor: CurrentSensorSection = Field(default_factory=CurrentSensorSection)
+    humidity_sensor: HumiditySensorSection = Field(default_factory=HumiditySensorSection)
+    temperature_sensor: TemperatureSensorSection = Field(default_factory=TemperatureSensorSection)
     homeassistant: HomeAssistantSection = Field(default_factory=HomeAssistantSection)
+    modbus: ModbusSection = Field(default_factory=ModbusSection)
+    modbus_server: ModbusServerSection = Field(default_factory=ModbusServerSection)
+    pack: PackSection = Field(default_factory=PackSection)
+    protections: ProtectionsSection = Field(default_factory=ProtectionsSection)
+    charge_control: ChargeControlSection = Field(default_factory=ChargeControlSection)
+    discharge_control: DischargeControlSection = Field(default_factory=DischargeControlSection)
+    heater: HeaterSection = Field(default_factory=HeaterSection)
+    cooler: CoolerSection = Field(default_factory=CoolerSection)
+    balancing: BalancingSection = Field(default_factory=BalancingSection)
+    relays: RelaysSection = Field(default_factory=RelaysSection)
+    outputs: OutputsSection = Field(default_factory=OutputsSection)
+    inputs: InputsSection = Field(default_factory=InputsSection)
+    engine: EngineSection = Field(default_factory=EngineSection)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
+    soc: SocSection = Field(default_factory=SocSection)
+    signal_levels: SignalLevelsSection = Field(default_factory=SignalLevelsSection)
 
     @classmethod
     def settings_customise_sources(
