@@ -1,0 +1,404 @@
+"""The RS-485 link to the BMS Logic cell boards (Modbus RTU master, pymodbus).
+
+Every `logic.poll_interval_s` the adapter reads each configured board with ONE
+read-input-registers request from address 0 (`logic_map.registers_to_read`), decodes the
+block and publishes a `BoardScanned` stamped with the clock time its reply arrived. A board
+that fails `logic.offline_after` polls in a row goes offline (`BoardWentOffline`, one
+WARNING); its next good reply brings it back (`BoardCameOnline`, one INFO). Every failure is
+counted in `bms_logic_poll_errors_total{board,kind}`:
+
+- `timeout`: no byte came back;
+- `crc`: a reply addressed to the board arrived with a wrong CRC;
+- `malformed`: bytes came back but no valid reply (short frame, noise), or a valid frame
+  whose registers do not decode (wrong device id, counts, lengths, values);
+- `exception`: the board answered with a Modbus exception reply;
+- `io`: the serial port is missing or failed (reopened with backoff).
+
+pymodbus is a transport behind this module: both its raised exceptions and its `isError()`
+responses become the error types below, and nothing of it leaks to the bus.
+
+After reading a board that answered, the adapter writes `state.control.balancing[board]`
+(default 0) to holding registers 0-1 when it differs from the mask last written there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge
+from pymodbus.client import AsyncModbusSerialClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from gateway.core.context import GatewayContext
+from gateway.core.errors import (
+    AdapterUnavailableError,
+    FrameCrcError,
+    FrameError,
+    FrameRangeError,
+    FrameTruncatedError,
+)
+from gateway.core.events import BoardCameOnline, BoardScanned, BoardWentOffline
+from gateway.protocols import logic_map
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 30.0
+FC_READ_INPUT = 0x04
+
+KIND_TIMEOUT = "timeout"
+KIND_CRC = "crc"
+KIND_MALFORMED = "malformed"
+KIND_EXCEPTION = "exception"
+KIND_IO = "io"
+ERROR_KINDS = (KIND_TIMEOUT, KIND_CRC, KIND_MALFORMED, KIND_EXCEPTION, KIND_IO)
+
+
+# --- error types (what the poll loop does with each) ----------------------------------
+
+
+class BoardTimeoutError(AdapterUnavailableError, TimeoutError):
+    """The board sent nothing back within `logic.timeout_s`: count it, try next cycle."""
+
+
+class BoardExceptionReplyError(FrameError):
+    """The board answered with a Modbus exception reply: count it, try next cycle."""
+
+    def __init__(self, board: int, code: int) -> None:
+        super().__init__(f"board {board} answered with Modbus exception {code}")
+        self.code = code
+
+
+class LinkDownError(AdapterUnavailableError):
+    """The serial port is missing or failed: reopen it with backoff."""
+
+
+def error_kind(err: Exception) -> str:
+    """Map an error to its `kind` label."""
+    match err:
+        case BoardTimeoutError():
+            return KIND_TIMEOUT
+        case FrameCrcError():
+            return KIND_CRC
+        case BoardExceptionReplyError():
+            return KIND_EXCEPTION
+        case LinkDownError():
+            return KIND_IO
+        case _:
+            return KIND_MALFORMED
+
+
+# --- sans-IO pieces ---------------------------------------------------------------------
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def classify_garbage(rx: bytes, board: int, function_code: int = FC_READ_INPUT) -> str | None:
+    """Say what the bytes received for an unanswered request were.
+
+    Returns:
+        None when nothing arrived, `crc` when a complete frame addressed to the board with
+        the right function (or its exception form) fails its CRC, else `malformed`.
+    """
+    if not rx:
+        return None
+    for start in range(len(rx)):
+        frame = rx[start:]
+        if len(frame) < 5 or frame[0] != board:
+            continue
+        if frame[1] == function_code:
+            size = 5 + frame[2]
+        elif frame[1] == function_code | 0x80:
+            size = 5
+        else:
+            continue
+        if len(frame) >= size and _crc16(frame[: size - 2]) != int.from_bytes(
+            frame[size - 2 : size], "little"
+        ):
+            return KIND_CRC
+    return KIND_MALFORMED
+
+
+@dataclass
+class BoardHealth:
+    """Online/offline bookkeeping of one board (no I/O: the caller publishes and logs)."""
+
+    board: int
+    offline_after: int
+    online: bool | None = None  # None until the first answer or the first offline verdict
+    consecutive_failures: int = 0
+    last_kind: str = ""
+
+    def succeeded(self) -> bool:
+        """Record a good poll; return True when this brings the board (back) online."""
+        self.consecutive_failures = 0
+        came_online = self.online is not True
+        self.online = True
+        return came_online
+
+    def failed(self, kind: str) -> bool:
+        """Record a failed poll; return True when this takes the board offline."""
+        self.consecutive_failures += 1
+        self.last_kind = kind
+        if self.online is not False and self.consecutive_failures >= self.offline_after:
+            self.online = False
+            return True
+        return False
+
+
+class _NoResponseFilter(logging.Filter):
+    """Drop pymodbus' per-timeout ERROR lines: the adapter counts and logs those itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No response received" not in record.getMessage()
+
+
+_NO_RESPONSE_FILTER = _NoResponseFilter()
+
+
+# --- the component ----------------------------------------------------------------------
+
+
+class LogicAdapter:
+    """Poll the Logic boards and keep their balancing masks written."""
+
+    name = "logic"
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+        cfg = ctx.config.logic
+        if cfg.port is None:
+            raise ValueError("logic.port is not set")
+        self.port = cfg.port
+        self.addresses = cfg.addresses
+        self.cells = cfg.cells_per_board
+        self.sensors = cfg.sensors
+        self.count = logic_map.registers_to_read(self.cells, self.sensors)
+        self.health = {b: BoardHealth(b, cfg.offline_after) for b in self.addresses}
+        self.written_masks: dict[int, int] = {}  # what each board last accepted
+        self._rejected_masks: dict[int, int] = {}
+        self._rx = b""
+        self._client = AsyncModbusSerialClient(
+            cfg.port,
+            baudrate=cfg.baudrate,
+            parity=cfg.parity,
+            stopbits=cfg.stopbits,
+            bytesize=cfg.bytesize,
+            timeout=cfg.timeout_s,
+            retries=cfg.retries,
+            reconnect_delay=0,  # reconnection is ours, with backoff on the gateway clock
+            name="logic",
+            trace_packet=self._trace_packet,
+        )
+        self._link_up: bool | None = None
+        self._reconnect_delay_s = RECONNECT_MIN_S
+        self._next_connect_s = ctx.clock.now()
+        self.balancing_writes = Counter(
+            "bms_logic_balancing_writes",
+            "Balancing masks written to Logic boards, by result (ok, failed).",
+            ["board", "result"],
+            registry=ctx.registry,
+        )
+        self.cycle_seconds = Gauge(
+            "bms_logic_cycle_seconds",
+            "Duration of the last full Logic poll cycle (all boards).",
+            registry=ctx.registry,
+        )
+        pymodbus_log = logging.getLogger("pymodbus.logging")
+        if _NO_RESPONSE_FILTER not in pymodbus_log.filters:
+            pymodbus_log.addFilter(_NO_RESPONSE_FILTER)
+
+    # --- loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll every `logic.poll_interval_s` until cancelled."""
+        clock, interval = self.ctx.clock, self.ctx.config.logic.poll_interval_s
+        next_s = clock.now()
+        try:
+            while True:
+                await self.poll_cycle()
+                next_s += interval
+                now = clock.now()
+                if next_s < now:  # the cycle overran: start the next one now, skip the backlog
+                    log.debug("Logic poll cycle overran by %.3f s", now - next_s)
+                    next_s = now
+                await clock.sleep_until(next_s)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the serial port (idempotent)."""
+        self._client.close()
+
+    async def poll_cycle(self) -> None:
+        """Poll every board once (and write changed balancing masks)."""
+        clock = self.ctx.clock
+        started = clock.now()
+        link = await self._ensure_link()
+        for board in self.addresses:
+            self.ctx.health.polls.labels(board=str(board)).inc()
+            if not link:
+                self._record_failure(board, LinkDownError(f"serial port {self.port} is down"))
+                continue
+            try:
+                reading = await self._read_board(board)
+            except (FrameError, AdapterUnavailableError) as err:
+                self._record_failure(board, err)
+                if isinstance(err, LinkDownError):
+                    link = False
+                continue
+            self._record_success(board, reading)
+            await self._write_balancing(board)
+        self.cycle_seconds.set(clock.now() - started)
+
+    # --- link ---------------------------------------------------------------------------
+
+    async def _ensure_link(self) -> bool:
+        if self._client.connected:
+            return True
+        if self._link_up:
+            log.warning("serial port %s lost; reopening with backoff", self.port)
+            self._link_up = False
+            self._next_connect_s = self.ctx.clock.now()
+        if self.ctx.clock.now() < self._next_connect_s:
+            return False
+        if await self._client.connect():
+            log.info("serial port %s open", self.port)
+            self._link_up = True
+            self._reconnect_delay_s = RECONNECT_MIN_S
+            return True
+        if self._link_up is None:
+            log.warning("serial port %s cannot be opened; retrying with backoff", self.port)
+            self._link_up = False
+        self._next_connect_s = self.ctx.clock.now() + self._reconnect_delay_s
+        self._reconnect_delay_s = min(2 * self._reconnect_delay_s, RECONNECT_MAX_S)
+        return False
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        # pymodbus hands us its receive buffer (leftover + new bytes) each time data arrive.
+        if sending:
+            self._rx = b""
+        else:
+            self._rx = self._rx + data if not data.startswith(self._rx) else data
+        return data
+
+    # --- one board ----------------------------------------------------------------------
+
+    async def _read_board(self, board: int) -> logic_map.LogicBoardReading:
+        """Read and decode one board; every failure becomes one of our error types."""
+        try:
+            rr = await self._client.read_input_registers(0, count=self.count, device_id=board)
+        except ConnectionException as err:
+            raise LinkDownError(f"serial port {self.port}: {err}") from err
+        except ModbusIOException as err:
+            if "No response" not in str(err):
+                raise FrameRangeError(f"board {board}: {err}") from err
+            kind = classify_garbage(self._rx, board)
+            if kind == KIND_CRC:
+                raise FrameCrcError(f"board {board}: reply failed its CRC") from err
+            if kind == KIND_MALFORMED:
+                raise FrameTruncatedError(
+                    f"board {board}: {len(self._rx)} bytes, no valid reply"
+                ) from err
+            raise BoardTimeoutError(f"board {board}: no reply") from err
+        except ModbusException as err:
+            raise FrameRangeError(f"board {board}: {err}") from err
+        except OSError as err:
+            raise LinkDownError(f"serial port {self.port}: {err}") from err
+        if rr.isError():
+            raise BoardExceptionReplyError(board, int(getattr(rr, "exception_code", 0)))
+        return logic_map.decode_input_registers(list(rr.registers), self.cells, self.sensors)
+
+    def _record_success(self, board: int, reading: logic_map.LogicBoardReading) -> None:
+        now = self.ctx.clock.now()
+        h = self.health[board]
+        failures = h.consecutive_failures
+        if h.succeeded():
+            if failures or h.last_kind:
+                log.info("Logic board %d back online", board)
+            else:
+                log.info("Logic board %d online (firmware %s)", board, reading.firmware)
+            self.ctx.bus.publish(BoardCameOnline(at_s=now, board=board))
+        self.ctx.bus.publish(
+            BoardScanned(
+                at_s=now,
+                board=board,
+                cell_voltages_v=reading.cell_voltages_v,
+                temperatures_c=reading.temperatures_c,
+                board_temperature_c=reading.board_temperature_c,
+                status_bits=reading.status_bits,
+                balancing_mask=reading.balancing_mask,
+                firmware=reading.firmware,
+            )
+        )
+
+    def _record_failure(self, board: int, err: Exception) -> None:
+        kind = error_kind(err)
+        self.ctx.health.poll_errors.labels(board=str(board), kind=kind).inc()
+        h = self.health[board]
+        first = h.consecutive_failures == 0
+        if h.failed(kind):
+            log.warning(
+                "Logic board %d offline after %d failed polls (last: %s: %s)",
+                board,
+                h.consecutive_failures,
+                kind,
+                err,
+            )
+            self.ctx.bus.publish(
+                BoardWentOffline(
+                    at_s=self.ctx.clock.now(),
+                    board=board,
+                    reason=kind,
+                    consecutive_failures=h.consecutive_failures,
+                )
+            )
+        elif first and h.online:
+            log.info("Logic board %d poll failed (%s): %s", board, kind, err)
+        else:
+            log.debug("Logic board %d poll failed (%s): %s", board, kind, err)
+
+    async def _write_balancing(self, board: int) -> None:
+        want = self.ctx.store.state.control.balancing.get(board, 0)
+        if self.written_masks.get(board) == want:
+            return
+        try:
+            values = logic_map.encode_balancing_mask(want)
+            if want >> self.cells:
+                raise FrameRangeError(f"mask 0x{want:X} has bits above cell {self.cells}")
+        except FrameError as err:
+            if self._rejected_masks.get(board) != want:
+                log.error("balancing mask for board %d not written: %s", board, err)
+                self._rejected_masks[board] = want
+            return
+        try:
+            rr = await self._client.write_registers(
+                logic_map.HOLD_BALANCING_REQUEST, values, device_id=board
+            )
+            ok = not rr.isError()
+        except (ModbusException, OSError) as err:
+            log.debug("balancing write to board %d failed: %s", board, err)
+            ok = False
+        self.balancing_writes.labels(board=str(board), result="ok" if ok else "failed").inc()
+        if ok:
+            self.written_masks[board] = want
+            self._rejected_masks.pop(board, None)
+
+
+def create(ctx: GatewayContext) -> LogicAdapter | None:
+    """Entry point `bms_gateway.adapters: logic` (disabled in bridge mode or without a port)."""
+    if ctx.config.gateway.mode == "bridge":
+        log.info("bridge mode: the BMS Main owns the Logic bus; Logic adapter disabled")
+        return None
+    if ctx.config.logic.port is None:
+        log.warning("logic.port is not set and no embedded simulator runs: Logic adapter off")
+        return None
+    return LogicAdapter(ctx)
