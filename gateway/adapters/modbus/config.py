@@ -1,0 +1,79 @@
+"""Config section `modbus`: the devices the Modbus adapter polls."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from gateway.config import Section
+from gateway.core.errors import ConfigError
+
+
+class ModbusDeviceConfig(Section):
+    """One Modbus device (RTU on a serial port, or TCP)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Device name: the `source` of its points and the `device` metric label.",
+    )
+    transport: Literal["tcp", "rtu"] = Field("tcp", description="tcp or rtu (RS-485 serial).")
+    host: str = Field("127.0.0.1", description="TCP: host name or address.")
+    port: int | None = Field(
+        None, ge=1, lt=65536, description="TCP: port (default: the profile's, else 502)."
+    )
+    serial_port: str | None = Field(None, description="RTU: serial device, e.g. /dev/ttyUSB0.")
+    baudrate: int | None = Field(
+        None, ge=300, le=921600, description="RTU: bit/s (default: the profile's, else 9600)."
+    )
+    parity: Literal["N", "E", "O"] | None = Field(
+        None, description="RTU: parity (default: the profile's, else N)."
+    )
+    stopbits: Literal[1, 2] | None = Field(None, description="RTU: stop bits (default 1).")
+    unit_id: int | None = Field(
+        None, ge=0, le=247, description="Modbus unit/slave id (default: the profile's, else 1)."
+    )
+    poll_interval_s: float = Field(1.0, gt=0, le=3600, description="Time between poll cycles.")
+    timeout_s: float = Field(1.0, gt=0, le=30, description="Per-request response timeout.")
+    profile: str = Field(
+        "bms-main-2x", description="Bundled profile name (bms-main-2x, eastron-sdm) or a path."
+    )
+    offline_after: int = Field(
+        3, ge=1, le=1000, description="Failed poll cycles in a row before the device is offline."
+    )
+    prefix: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="Prepended to every point name (leave empty for the bridge device, whose "
+        "error.* points the engine reads).",
+    )
+    max_registers: int = Field(
+        125, ge=1, le=125, description="Largest read request (registers); lower for picky devices."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModbusDeviceConfig:
+        if self.transport == "rtu" and not self.serial_port:
+            raise ValueError(f"device {self.name}: transport rtu needs serial_port")
+        from gateway.adapters.modbus.profiles import load_profile  # noqa: PLC0415
+
+        try:
+            load_profile(self.profile)
+        except ConfigError as err:
+            raise ValueError(f"device {self.name}: {err}") from err
+        return self
+
+
+class ModbusSection(Section):
+    """Modbus client: devices to poll (empty = adapter disabled)."""
+
+    devices: list[ModbusDeviceConfig] = Field(
+        default_factory=list, description="Devices to poll; each has its own poll loop."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> ModbusSection:
+        names = [d.name for d in self.devices]
+        if len(set(names)) != len(names):
+            raise ValueError("modbus.devices: device names must be unique")
+        return self

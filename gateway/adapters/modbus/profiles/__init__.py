@@ -1,0 +1,57 @@
+"""Bundled Modbus register-map profiles (YAML files next to this module) and the loader."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from gateway.core.errors import ConfigError
+from gateway.protocols.modbus_profile import Profile, parse_profile
+
+PROFILE_DIR = Path(__file__).resolve().parent
+
+
+def bundled_profiles() -> list[str]:
+    """Names of the profiles shipped with the gateway."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def profile_path(name_or_path: str) -> Path:
+    """Resolve a bundled profile name or a file path.
+
+    Raises:
+        ConfigError: neither a bundled name nor an existing file.
+    """
+    if name_or_path in bundled_profiles():
+        return PROFILE_DIR / f"{name_or_path}.yaml"
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    raise ConfigError(
+        f"profile {name_or_path!r} is neither a bundled profile "
+        f"({', '.join(bundled_profiles())}) nor a file"
+    )
+
+
+@lru_cache(maxsize=32)
+def _load(path: Path, mtime_ns: int) -> Profile:
+    del mtime_ns  # part of the cache key only
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"{path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    return parse_profile(data, source=str(path))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """Load and validate a profile by bundled name or path (cached per file version).
+
+    Raises:
+        ConfigError: unknown name, unreadable file or an invalid profile.
+    """
+    path = profile_path(name_or_path)
+    return _load(path, path.stat().st_mtime_ns)

@@ -1,0 +1,575 @@
+"""Modbus register-map profiles: parse, plan reads, decode and encode (sans-IO).
+
+A profile is data (usually YAML; see docs/modbus.md): read *blocks* (function code, start,
+count) and *points* (name, address, type, word order, scale, unit, what it feeds). This
+module is pure: dicts in, a `Profile` out; registers in, named values out; values in,
+registers out. Transports live in `gateway/adapters/modbus`.
+
+Types: `U16`, `S16`, `U32`, `S32`, `REAL32` (IEEE-754 single), `bitfield16`, `bitfield32`
+(one bool point per named bit, plus the raw integer), `U8[n]` (n bytes in ceil(n/2)
+registers, byte 0 in the low byte of the first register unless `byte_order: high_first`;
+rendered with `format` as a string, optionally BCD-decoded).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateway.core.errors import ConfigError, FrameRangeError, FrameTruncatedError
+
+PointValue = float | int | bool | str
+WordOrder = Literal["low_first", "high_first"]
+
+READ_FUNCTIONS = (3, 4)  # holding registers, input registers
+MAX_READ_REGISTERS = 125  # Modbus limit for functions 03/04
+FEEDS = ("current_a", "humidity_pct", "temperature_c")  # PackMeasured fields; or extra.<key>
+
+_SCALAR_WIDTH = {"U16": 1, "S16": 1, "U32": 2, "S32": 2, "REAL32": 2, "bitfield16": 1,
+                 "bitfield32": 2}  # fmt: skip
+_U8_RE = re.compile(r"^U8\[(\d+)\]$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]{}]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One value in the register map."""
+
+    name: str
+    address: int
+    type: str
+    function: int = 4
+    word_order: WordOrder = "low_first"
+    byte_order: WordOrder = "low_first"  # U8[n] only: which byte of a register comes first
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    feeds: str | None = None
+    bits: Mapping[int, str] = field(default_factory=dict)  # bitfields: bit -> point name
+    fmt: str | None = None  # U8[n]: str.format template over the bytes
+    bcd: bool = False  # U8[n]: bytes are BCD
+    description: str = ""
+
+    @property
+    def count(self) -> int:
+        """Registers this point occupies."""
+        if (m := _U8_RE.match(self.type)) is not None:
+            return (int(m.group(1)) + 1) // 2
+        return _SCALAR_WIDTH[self.type]
+
+    @property
+    def end(self) -> int:
+        """First address after this point."""
+        return self.address + self.count
+
+    @property
+    def is_bitfield(self) -> bool:
+        """True for bitfield16/bitfield32."""
+        return self.type.startswith("bitfield")
+
+    def names(self) -> list[str]:
+        """Every point name this entry produces (the raw value plus named bits)."""
+        return [self.name, *self.bits.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One read request: function code, first register, register count."""
+
+    function: int
+    start: int
+    count: int
+    every: int = 1  # read on every n-th poll cycle
+
+    @property
+    def end(self) -> int:
+        """First address after the block."""
+        return self.start + self.count
+
+    def covers(self, point: Point) -> bool:
+        """True when `point` lies inside this block."""
+        return (
+            point.function == self.function
+            and self.start <= point.address
+            and point.end <= self.end
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A register range the vendor documentation does not describe (left out on purpose)."""
+
+    function: int
+    start: int
+    count: int
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A parsed register map."""
+
+    name: str
+    description: str
+    points: tuple[Point, ...]
+    blocks: tuple[Block, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    unknown: tuple[Unknown, ...] = ()
+
+    def point(self, name: str) -> Point:
+        """Return the point named `name` (raw value name)."""
+        for p in self.points:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def point_names(self) -> list[str]:
+        """Every value name the profile can produce."""
+        return [n for p in self.points for n in p.names()]
+
+    def feeds(self) -> dict[str, str]:
+        """Point name -> gateway measurement it feeds."""
+        return {p.name: p.feeds for p in self.points if p.feeds}
+
+
+# --- parsing ------------------------------------------------------------------------
+
+
+def _expand_repeat(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Expand `repeat: {count, stride, first}` into copies with `{n}` substituted."""
+    rep = raw.get("repeat")
+    item = {k: v for k, v in raw.items() if k != "repeat"}
+    if rep is None:
+        return [item]
+    if not isinstance(rep, Mapping):
+        raise ConfigError(f"point {raw.get('name')!r}: repeat must be a mapping")
+    count, stride, first = int(rep.get("count", 1)), int(rep.get("stride", 1)), int(rep.get("first", 1))
+    out = []
+    for i in range(count):
+        n = first + i
+        copy = dict(item)
+        copy["name"] = str(item["name"]).replace("{n}", str(n))
+        copy["address"] = _int(item["address"]) + i * stride
+        if "bits" in item:
+            copy["bits"] = {k: str(v).replace("{n}", str(n)) for k, v in item["bits"].items()}
+        out.append(copy)
+    return out
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            pass
+    raise ConfigError(f"expected an integer (e.g. 8192 or 0x2000), got {value!r}")
+
+
+_POINT_KEYS = {"name", "address", "type", "function", "word_order", "byte_order", "scale",
+               "offset", "unit", "feeds", "bits", "format", "bcd", "description", "repeat"}  # fmt: skip
+
+
+def _parse_point(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Point:
+    name = str(raw.get("name", ""))
+    where = f"point {name!r}"
+    if unknown_keys := set(raw) - _POINT_KEYS:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown_keys)}")
+    if not name or not _NAME_RE.match(name):
+        raise ConfigError(f"{where}: a name of letters, digits, '.', '_', '-' is required")
+    ptype = str(raw.get("type", ""))
+    if ptype not in _SCALAR_WIDTH and not _U8_RE.match(ptype):
+        raise ConfigError(
+            f"{where}: type must be one of {', '.join(_SCALAR_WIDTH)} or U8[n], got {ptype!r}"
+        )
+    if (m := _U8_RE.match(ptype)) is not None and not 1 <= int(m.group(1)) <= 250:
+        raise ConfigError(f"{where}: U8[n] needs 1 <= n <= 250")
+    function = _int(raw.get("function", defaults.get("function", 4)))
+    if function not in READ_FUNCTIONS:
+        raise ConfigError(f"{where}: function must be 3 (holding) or 4 (input), got {function}")
+    address = _int(raw.get("address"))
+    word_order = raw.get("word_order", defaults.get("word_order", "low_first"))
+    byte_order = raw.get("byte_order", "low_first")
+    for key, val in (("word_order", word_order), ("byte_order", byte_order)):
+        if val not in ("low_first", "high_first"):
+            raise ConfigError(f"{where}: {key} must be low_first or high_first")
+    feeds = raw.get("feeds")
+    if feeds is not None and feeds not in FEEDS and not str(feeds).startswith("extra."):
+        raise ConfigError(f"{where}: feeds must be one of {', '.join(FEEDS)} or extra.<key>")
+    bits: dict[int, str] = {}
+    for bit, bit_name in (raw.get("bits") or {}).items():
+        b = _int(bit)
+        width = 16 if ptype == "bitfield16" else 32
+        if not ptype.startswith("bitfield"):
+            raise ConfigError(f"{where}: bits are only allowed on bitfield16/bitfield32")
+        if not 0 <= b < width:
+            raise ConfigError(f"{where}: bit {b} outside 0..{width - 1}")
+        if not _NAME_RE.match(str(bit_name)):
+            raise ConfigError(f"{where}: bad bit name {bit_name!r}")
+        bits[b] = str(bit_name)
+    point = Point(
+        name=name,
+        address=address,
+        type=ptype,
+        function=function,
+        word_order=word_order,
+        byte_order=byte_order,
+        scale=float(raw.get("scale", 1.0)),
+        offset=float(raw.get("offset", 0.0)),
+        unit=str(raw.get("unit", "")),
+        feeds=None if feeds is None else str(feeds),
+        bits=bits,
+        fmt=None if raw.get("format") is None else str(raw["format"]),
+        bcd=bool(raw.get("bcd", False)),
+        description=str(raw.get("description", "")),
+    )
+    if not 0 <= address or point.end > 0x10000:
+        raise ConfigError(f"{where}: address {address} outside 0..65535")
+    if point.scale == 0 or not math.isfinite(point.scale):
+        raise ConfigError(f"{where}: scale must be finite and non-zero")
+    return point
+
+
+def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Profile:
+    """Build a `Profile` from its mapping form (the YAML document).
+
+    Raises:
+        ConfigError: the profile is malformed (message names the point or block).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a profile must be a mapping")
+    allowed = {"name", "description", "defaults", "blocks", "points", "unknown"}
+    if extra := set(data) - allowed:
+        raise ConfigError(f"{source}: unknown keys {sorted(extra)}")
+    defaults = dict(data.get("defaults") or {})
+    points: list[Point] = []
+    try:
+        for raw in data.get("points") or []:
+            for item in _expand_repeat(raw):
+                points.append(_parse_point(item, defaults))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: bad point: {err}") from err
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from err
+    if not points:
+        raise ConfigError(f"{source}: no points")
+    names = [n for p in points for n in p.names()]
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        raise ConfigError(f"{source}: duplicate point names {dupes}")
+    _check_overlaps(points, source)
+    blocks: list[Block] = []
+    for raw in data.get("blocks") or []:
+        try:
+            block = Block(
+                function=_int(raw.get("function", defaults.get("function", 4))),
+                start=_int(raw["start"]),
+                count=_int(raw["count"]),
+                every=_int(raw.get("every", 1)),
+            )
+        except (KeyError, TypeError, ConfigError) as err:
+            raise ConfigError(f"{source}: bad block {raw!r}: {err}") from err
+        if block.function not in READ_FUNCTIONS or block.count < 1 or block.every < 1:
+            raise ConfigError(f"{source}: bad block {raw!r}")
+        blocks.append(block)
+    if blocks:
+        for p in points:
+            if not any(b.covers(p) for b in blocks):
+                raise ConfigError(
+                    f"{source}: point {p.name!r} (0x{p.address:04X}) lies in no block"
+                )
+    unknown = tuple(
+        Unknown(
+            function=_int(u.get("function", defaults.get("function", 4))),
+            start=_int(u["start"]),
+            count=_int(u.get("count", 1)),
+            note=str(u.get("note", "")),
+        )
+        for u in data.get("unknown") or []
+    )
+    return Profile(
+        name=str(data.get("name", source)),
+        description=str(data.get("description", "")),
+        points=tuple(points),
+        blocks=tuple(blocks),
+        defaults=defaults,
+        unknown=unknown,
+    )
+
+
+def _check_overlaps(points: Sequence[Point], source: str) -> None:
+    for fc in READ_FUNCTIONS:
+        ordered = sorted((p for p in points if p.function == fc), key=lambda p: p.address)
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if b.address < a.end:
+                raise ConfigError(f"{source}: points {a.name!r} and {b.name!r} overlap")
+
+
+# --- planning -----------------------------------------------------------------------
+
+
+def plan_reads(
+    profile: Profile, max_registers: int = MAX_READ_REGISTERS, max_gap: int = 0
+) -> list[Block]:
+    """Return the read requests for one full poll, as few as the layout allows.
+
+    With declared blocks: contiguous (or overlapping) blocks of the same function and
+    `every` are merged, then split at `max_registers`, and blocks holding no point are
+    dropped. Without declared blocks: points are grouped by function and merged while the
+    gap between them is at most `max_gap` registers (0 = only truly contiguous points).
+    """
+    if max_registers < 1:
+        raise ValueError("max_registers must be >= 1")
+    if profile.blocks:
+        spans = [(b.function, b.every, b.start, b.end) for b in profile.blocks]
+        gap = 0
+    else:
+        spans = [(p.function, 1, p.address, p.end) for p in profile.points]
+        gap = max_gap
+    merged: list[list[int]] = []
+    for fc, every, start, end in sorted(spans):
+        last = merged[-1] if merged else None
+        if last is not None and last[0] == fc and last[1] == every and start <= last[3] + gap:
+            last[3] = max(last[3], end)
+        else:
+            merged.append([fc, every, start, end])
+    out: list[Block] = []
+    for fc, every, start, end in merged:
+        out.extend(_split(profile.points, fc, every, start, end, max_registers))
+    return out
+
+
+def _split(
+    points: Sequence[Point], fc: int, every: int, start: int, end: int, max_registers: int
+) -> list[Block]:
+    """Cut [start, end) into requests of at most `max_registers`, never inside a point."""
+    inside = sorted(
+        (p for p in points if p.function == fc and start <= p.address and p.end <= end),
+        key=lambda p: p.address,
+    )
+    blocks: list[Block] = []
+    cur_start: int | None = None
+    cur_end = 0
+    for p in inside:
+        if cur_start is None:
+            cur_start, cur_end = p.address, p.end
+        elif p.end - cur_start <= max_registers:
+            cur_end = max(cur_end, p.end)
+        else:
+            blocks.append(Block(fc, cur_start, cur_end - cur_start, every))
+            cur_start, cur_end = p.address, p.end
+    if cur_start is not None:
+        blocks.append(Block(fc, cur_start, cur_end - cur_start, every))
+    return blocks
+
+
+# --- decoding -----------------------------------------------------------------------
+
+
+def _words_to_int(regs: Sequence[int], word_order: WordOrder) -> int:
+    words = list(regs) if word_order == "high_first" else list(reversed(regs))
+    value = 0
+    for w in words:
+        value = (value << 16) | (w & 0xFFFF)
+    return value
+
+
+def _int_to_words(value: int, count: int, word_order: WordOrder) -> list[int]:
+    words = [(value >> (16 * i)) & 0xFFFF for i in range(count)]  # low word first
+    return words if word_order == "low_first" else list(reversed(words))
+
+
+def _bytes_of(point: Point, regs: Sequence[int]) -> list[int]:
+    out: list[int] = []
+    for r in regs:
+        lo, hi = r & 0xFF, (r >> 8) & 0xFF
+        out.extend((lo, hi) if point.byte_order == "low_first" else (hi, lo))
+    m = _U8_RE.match(point.type)
+    assert m is not None
+    return out[: int(m.group(1))]
+
+
+def _from_bcd(b: int) -> int:
+    hi, lo = b >> 4, b & 0xF
+    if hi > 9 or lo > 9:
+        raise FrameRangeError(f"0x{b:02X} is not a BCD byte")
+    return hi * 10 + lo
+
+
+def decode_point(point: Point, regs: Sequence[int]) -> dict[str, PointValue]:
+    """Decode one point from exactly `point.count` registers.
+
+    Raises:
+        FrameTruncatedError: wrong number of registers.
+        FrameRangeError: a value that cannot be what the type says (NaN, bad BCD).
+    """
+    if len(regs) != point.count:
+        raise FrameTruncatedError(f"{point.name}: {len(regs)} registers, need {point.count}")
+    t = point.type
+    if t.startswith("U8["):
+        raw = _bytes_of(point, regs)
+        if point.bcd:
+            raw = [_from_bcd(b) for b in raw]
+        if point.fmt is not None:
+            try:
+                return {point.name: point.fmt.format(*raw)}
+            except (IndexError, ValueError) as err:
+                raise FrameRangeError(f"{point.name}: format {point.fmt!r}: {err}") from err
+        return {f"{point.name}[{i}]": b for i, b in enumerate(raw)}
+    unsigned = _words_to_int(regs, point.word_order)
+    if point.is_bitfield:
+        out: dict[str, PointValue] = {point.name: unsigned}
+        for bit, name in point.bits.items():
+            out[name] = bool(unsigned >> bit & 1)
+        return out
+    value: float
+    if t == "REAL32":
+        value = struct.unpack(">f", unsigned.to_bytes(4, "big"))[0]
+        if not math.isfinite(value):
+            raise FrameRangeError(f"{point.name}: not a finite number")
+    elif t == "S16":
+        value = unsigned - 0x10000 if unsigned & 0x8000 else unsigned
+    elif t == "S32":
+        value = unsigned - 0x1_0000_0000 if unsigned & 0x8000_0000 else unsigned
+    else:
+        value = unsigned
+    if point.scale == 1.0 and point.offset == 0.0:
+        return {point.name: value}
+    return {point.name: value * point.scale + point.offset}
+
+
+def decode_block(
+    profile: Profile | Iterable[Point], block: Block, regs: Sequence[int]
+) -> tuple[dict[str, PointValue], list[str]]:
+    """Decode every point inside `block` from its registers.
+
+    Returns `(values, problems)`: a point whose value is out of range is left out and
+    described in `problems` (the rest of the block still counts).
+
+    Raises:
+        FrameTruncatedError: the device returned a different number of registers.
+    """
+    if len(regs) != block.count:
+        raise FrameTruncatedError(
+            f"block {block.function}:0x{block.start:04X}: got {len(regs)} registers, "
+            f"asked for {block.count}"
+        )
+    points = profile.points if isinstance(profile, Profile) else tuple(profile)
+    values: dict[str, PointValue] = {}
+    problems: list[str] = []
+    for p in points:
+        if block.covers(p):
+            o = p.address - block.start
+            try:
+                values.update(decode_point(p, regs[o : o + p.count]))
+            except FrameRangeError as err:
+                problems.append(str(err))
+    return values, problems
+
+
+# --- encoding (simulators, the Modbus server, round-trip tests) ---------------------
+
+
+def encode_point(point: Point, values: Mapping[str, PointValue]) -> list[int]:
+    """Encode a point's value(s) from `values` into `point.count` registers.
+
+    Bitfields take their raw value (`values[point.name]`, default 0) OR-ed with every named
+    bit that is True in `values`. Missing scalar values encode as 0.
+
+    Raises:
+        FrameRangeError: a value does not fit the type.
+    """
+    t = point.type
+    if t.startswith("U8["):
+        m = _U8_RE.match(t)
+        assert m is not None
+        n = int(m.group(1))
+        raw_bytes = [int(values.get(f"{point.name}[{i}]", 0)) for i in range(n)]
+        if point.fmt is not None and isinstance(values.get(point.name), str):
+            raw_bytes = _parse_formatted(point, str(values[point.name]), n)
+        if point.bcd:
+            raw_bytes = [_to_bcd(b) for b in raw_bytes]
+        if any(not 0 <= b <= 255 for b in raw_bytes):
+            raise FrameRangeError(f"{point.name}: byte outside 0..255")
+        raw_bytes += [0] * (point.count * 2 - n)
+        regs = []
+        for i in range(point.count):
+            first, second = raw_bytes[2 * i], raw_bytes[2 * i + 1]
+            lo, hi = (first, second) if point.byte_order == "low_first" else (second, first)
+            regs.append(hi << 8 | lo)
+        return regs
+    width_bits = 16 * point.count
+    if point.is_bitfield:
+        raw = int(values.get(point.name, 0))
+        for bit, name in point.bits.items():
+            if values.get(name):
+                raw |= 1 << bit
+            elif name in values:
+                raw &= ~(1 << bit)
+        if not 0 <= raw < 1 << width_bits:
+            raise FrameRangeError(f"{point.name}: {raw} does not fit {t}")
+        return _int_to_words(raw, point.count, point.word_order)
+    value = float(values.get(point.name, 0.0))
+    value = (value - point.offset) / point.scale
+    if t == "REAL32":
+        if not math.isfinite(value):
+            raise FrameRangeError(f"{point.name}: not a finite number")
+        try:
+            packed = struct.pack(">f", value)
+        except OverflowError as err:
+            raise FrameRangeError(f"{point.name}: {value} does not fit REAL32") from err
+        return _int_to_words(int.from_bytes(packed, "big"), 2, point.word_order)
+    if not math.isfinite(value):
+        raise FrameRangeError(f"{point.name}: not a finite number")
+    ivalue = round(value)
+    signed = t.startswith("S")
+    lo_lim = -(1 << (width_bits - 1)) if signed else 0
+    hi_lim = (1 << (width_bits - 1)) - 1 if signed else (1 << width_bits) - 1
+    if not lo_lim <= ivalue <= hi_lim:
+        raise FrameRangeError(f"{point.name}: {ivalue} does not fit {t}")
+    return _int_to_words(ivalue & ((1 << width_bits) - 1), point.count, point.word_order)
+
+
+def _to_bcd(b: int) -> int:
+    if not 0 <= b <= 99:
+        raise FrameRangeError(f"{b} does not fit one BCD byte")
+    return (b // 10) << 4 | (b % 10)
+
+
+def _parse_formatted(point: Point, text: str, n: int) -> list[int]:
+    """Invert a simple `format` (fields `{i}` / `{i:02d}` separated by literal text)."""
+    assert point.fmt is not None
+    pattern = ""
+    order: list[int] = []
+    pos = 0
+    for m in re.finditer(r"\{(\d+)(?::[^}]*)?\}", point.fmt):
+        pattern += re.escape(point.fmt[pos : m.start()]) + r"(\d+)"
+        order.append(int(m.group(1)))
+        pos = m.end()
+    pattern += re.escape(point.fmt[pos:])
+    match = re.fullmatch(pattern, text)
+    if match is None:
+        raise FrameRangeError(f"{point.name}: {text!r} does not match {point.fmt!r}")
+    out = [0] * n
+    for idx, group in zip(order, match.groups(), strict=True):
+        out[idx] = int(group)
+    return out
+
+
+def encode_image(
+    profile: Profile, values: Mapping[str, PointValue], function: int = 4
+) -> dict[int, int]:
+    """Encode every point of one function into an address -> register map."""
+    image: dict[int, int] = {}
+    for p in profile.points:
+        if p.function != function:
+            continue
+        for i, reg in enumerate(encode_point(p, values)):
+            image[p.address + i] = reg
+    return image
