@@ -272,7 +272,7 @@ async def test_serial_port_that_disappears_is_reopened_with_backoff(tmp_path: Pa
         await adapter.poll_cycle()
         assert [type(e) for e in drain(sub)] == [BoardCameOnline]
     # The pty is gone: the gateway sees the line drop.
-    await wait_for(lambda: not adapter._client.connected)  # noqa: SLF001
+    await wait_for(lambda: not adapter.connected)
     try:
         for _ in range(2):
             await adapter.poll_cycle()

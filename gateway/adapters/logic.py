@@ -234,6 +234,11 @@ class LogicAdapter:
         finally:
             self.close()
 
+    @property
+    def connected(self) -> bool:
+        """True while the serial port is open."""
+        return bool(self._client.connected)
+
     def close(self) -> None:
         """Close the serial port (idempotent)."""
         self._client.close()
