@@ -15,7 +15,7 @@ from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
 from gateway.core.state import StateStore
-from gateway.hal.drivers import sim_drivers
+from gateway.hal.drivers import build_drivers
 from gateway.sim.pack import PackModel
 
 log = logging.getLogger("gateway")
@@ -34,7 +34,7 @@ def build_context(
         bus=bus,
         store=store,
         simulator=simulator,
-        drivers=sim_drivers(simulator),
+        drivers=build_drivers(config, simulator),
     )
 
 
