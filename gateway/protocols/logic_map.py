@@ -29,6 +29,7 @@ Holding registers (functions 03/06/16):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,6 +96,14 @@ def _to_s16(value: int) -> int:
     if not -0x8000 <= value <= 0x7FFF:
         raise FrameRangeError(f"value {value} does not fit in S16")
     return value & 0xFFFF
+
+
+def _scaled(value: float, scale: int, what: str) -> int:
+    """Round `value * scale` to an int; NaN and infinities are range errors."""
+    scaled = value * scale
+    if not math.isfinite(scaled):
+        raise FrameRangeError(f"{what} {value} is not a finite number in range")
+    return round(scaled)
 
 
 def _version(raw: int) -> str:
@@ -177,17 +186,21 @@ def encode_input_registers(
     regs[REG_SENSOR_COUNT] = len(temperatures_c)
     regs[REG_STATUS] = status_bits & 0xFFFF
     regs[REG_BOARD_TEMPERATURE] = (
-        SENSOR_FAULT if board_temperature_c is None else _to_s16(round(board_temperature_c * 10))
+        SENSOR_FAULT
+        if board_temperature_c is None
+        else _to_s16(_scaled(board_temperature_c, 10, "board temperature"))
     )
     regs[REG_BALANCING_ACTIVE] = balancing_mask & 0xFFFF
     regs[REG_BALANCING_ACTIVE + 1] = (balancing_mask >> 16) & 0xFFFF
     for i, v in enumerate(cell_voltages_v):
-        mv = round(v * 1000)
+        mv = _scaled(v, 1000, f"cell {i + 1} voltage")
         if not 0 <= mv <= MAX_CELL_MV:
             raise FrameRangeError(f"cell {i + 1} voltage {v} V out of range")
         regs[REG_CELL_VOLTAGES + i] = mv
     for i, t in enumerate(temperatures_c):
-        regs[REG_TEMPERATURES + i] = SENSOR_FAULT if t is None else _to_s16(round(t * 10))
+        regs[REG_TEMPERATURES + i] = (
+            SENSOR_FAULT if t is None else _to_s16(_scaled(t, 10, f"temperature {i + 1}"))
+        )
     return regs
 
 
