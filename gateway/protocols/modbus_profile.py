@@ -13,6 +13,7 @@ rendered with `format` as a string, optionally BCD-decoded).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import struct
@@ -147,7 +148,11 @@ def _expand_repeat(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [item]
     if not isinstance(rep, Mapping):
         raise ConfigError(f"point {raw.get('name')!r}: repeat must be a mapping")
-    count, stride, first = int(rep.get("count", 1)), int(rep.get("stride", 1)), int(rep.get("first", 1))
+    count, stride, first = (
+        int(rep.get("count", 1)),
+        int(rep.get("stride", 1)),
+        int(rep.get("first", 1)),
+    )
     out = []
     for i in range(count):
         n = first + i
@@ -173,8 +178,12 @@ def _int(value: Any) -> int:
     raise ConfigError(f"expected an integer (e.g. 8192 or 0x2000), got {value!r}")
 
 
-_POINT_KEYS = {"name", "address", "type", "function", "word_order", "byte_order", "scale",
-               "offset", "unit", "feeds", "bits", "format", "bcd", "description", "repeat"}  # fmt: skip
+_POINT_KEYS = frozenset(
+    {
+        "name", "address", "type", "function", "word_order", "byte_order", "scale", "offset",
+        "unit", "feeds", "bits", "format", "bcd", "description", "repeat",
+    }
+)  # fmt: skip
 
 
 def _parse_point(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Point:
@@ -230,7 +239,7 @@ def _parse_point(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Point:
         bcd=bool(raw.get("bcd", False)),
         description=str(raw.get("description", "")),
     )
-    if not 0 <= address or point.end > 0x10000:
+    if not address >= 0 or point.end > 0x10000:
         raise ConfigError(f"{where}: address {address} outside 0..65535")
     if point.scale == 0 or not math.isfinite(point.scale):
         raise ConfigError(f"{where}: scale must be finite and non-zero")
@@ -306,7 +315,7 @@ def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Profile
 def _check_overlaps(points: Sequence[Point], source: str) -> None:
     for fc in READ_FUNCTIONS:
         ordered = sorted((p for p in points if p.function == fc), key=lambda p: p.address)
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             if b.address < a.end:
                 raise ConfigError(f"{source}: points {a.name!r} and {b.name!r} overlap")
 
@@ -433,6 +442,7 @@ def decode_point(point: Point, regs: Sequence[int]) -> dict[str, PointValue]:
         value = struct.unpack(">f", unsigned.to_bytes(4, "big"))[0]
         if not math.isfinite(value):
             raise FrameRangeError(f"{point.name}: not a finite number")
+        value = float(f"{value:.7g}")  # a float32 carries ~7 significant digits; drop the noise
     elif t == "S16":
         value = unsigned - 0x10000 if unsigned & 0x8000 else unsigned
     elif t == "S32":

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.config import Section
+
+class Section(BaseModel):
+    """Same behaviour as gateway.config.Section (imported by gateway.config: no cycle)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ModbusServerRtu(Section):

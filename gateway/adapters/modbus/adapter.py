@@ -58,8 +58,7 @@ class ModbusAdapter:
             while True:
                 await poller.poll_once()
                 next_s += interval_s
-                if next_s < clock.now():  # fell behind (slow device): do not burst
-                    next_s = clock.now()
+                next_s = max(next_s, clock.now())  # fell behind (slow device): no burst
                 await clock.sleep_until(next_s)
         finally:
             poller.link.close()

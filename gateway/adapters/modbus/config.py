@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.config import Section
 from gateway.core.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Same behaviour as gateway.config.Section (imported by gateway.config: no cycle)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ModbusDeviceConfig(Section):

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.adapters.modbus.events import DeviceCameOnline, DeviceWentOffline
 from gateway.adapters.modbus.transport import ModbusDeviceError
@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 class RegisterReader(Protocol):
     """What the poller needs from a link (ModbusLink, or a test double of the same shape)."""
 
-    endpoint: str
+    @property
+    def endpoint(self) -> str:
+        """Human-readable address of the device."""
+        ...
 
     async def read(self, function: int, address: int, count: int) -> list[int]:
         """Return exactly `count` registers or raise ModbusDeviceError."""
@@ -50,26 +53,30 @@ class ModbusMetrics:
     decode_problems: Counter
 
     @classmethod
-    def create(cls, registry: object) -> ModbusMetrics:
+    def create(cls, registry: CollectorRegistry) -> ModbusMetrics:
         """Register the metrics (once per registry)."""
-        kw = {"registry": registry}
+        r = registry
         return cls(
-            polls=Counter("bms_modbus_polls", "Modbus poll cycles attempted.", ["device"], **kw),
+            polls=Counter(
+                "bms_modbus_polls", "Modbus poll cycles attempted.", ["device"], registry=r
+            ),
             requests=Counter(
-                "bms_modbus_requests", "Modbus read requests sent.", ["device"], **kw
+                "bms_modbus_requests", "Modbus read requests sent.", ["device"], registry=r
             ),
             errors=Counter(
                 "bms_modbus_errors",
                 "Failed Modbus requests by kind (timeout, exception, malformed, connect, io).",
                 ["device", "kind"],
-                **kw,
+                registry=r,
             ),
-            up=Gauge("bms_modbus_device_up", "1 while the device is online.", ["device"], **kw),
+            up=Gauge(
+                "bms_modbus_device_up", "1 while the device is online.", ["device"], registry=r
+            ),
             decode_problems=Counter(
                 "bms_modbus_decode_problems",
                 "Points dropped because their value was out of range (NaN, bad BCD).",
                 ["device"],
-                **kw,
+                registry=r,
             ),
         )
 

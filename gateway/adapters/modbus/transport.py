@@ -92,7 +92,7 @@ class ModbusLink:
         return f"{self.device.host}:{self.settings['port']}"
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        common = {"timeout": self.device.timeout_s, "retries": 0, "reconnect_delay": 0}
+        timeout = self.device.timeout_s
         if self.device.transport == "rtu":
             assert self.device.serial_port is not None
             return AsyncModbusSerialClient(
@@ -101,9 +101,17 @@ class ModbusLink:
                 parity=self.settings["parity"],
                 stopbits=self.settings["stopbits"],
                 bytesize=8,
-                **common,
+                timeout=timeout,
+                retries=0,
+                reconnect_delay=0,
             )
-        return AsyncModbusTcpClient(self.device.host, port=self.settings["port"], **common)
+        return AsyncModbusTcpClient(
+            self.device.host,
+            port=self.settings["port"],
+            timeout=timeout,
+            retries=0,
+            reconnect_delay=0,
+        )
 
     async def _connected(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         if self._client is not None and self._client.connected:
@@ -161,4 +169,3 @@ class ModbusLink:
         if self._client is not None:
             self._client.close()
             self._client = None
-
