@@ -51,6 +51,7 @@ from gateway.hal.settings import (  # noqa: E402
     TemperatureSensorSection,
 )
 from gateway.adapters.modbus.config import ModbusSection  # noqa: E402
+from gateway.adapters.can.config import CanSection  # noqa: E402
 from gateway.publishers.modbus_server_section import ModbusServerSection  # noqa: E402
 
 
@@ -196,6 +197,7 @@ class GatewayConfig(BaseSettings):
     temperature_sensor: TemperatureSensorSection = Field(default_factory=TemperatureSensorSection)
     homeassistant: HomeAssistantSection = Field(default_factory=HomeAssistantSection)
     modbus: ModbusSection = Field(default_factory=ModbusSection)
+    can: CanSection = Field(default_factory=CanSection)
     modbus_server: ModbusServerSection = Field(default_factory=ModbusServerSection)
     pack: PackSection = Field(default_factory=PackSection)
     protections: ProtectionsSection = Field(default_factory=ProtectionsSection)
