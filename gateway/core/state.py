@@ -63,6 +63,7 @@ class ControlState:
     limits: dict[str, float] = field(default_factory=dict)  # cvl_v, ccl_a, dcl_a
     reasons: dict[str, list[str]] = field(default_factory=dict)
     balancing: dict[int, int] = field(default_factory=dict)  # board -> cell bitmask
+    reasons_since_s: dict[str, float] = field(default_factory=dict)  # reasons key -> since
 
 
 @dataclass
