@@ -53,6 +53,7 @@ class Point:
     bits: Mapping[int, str] = field(default_factory=dict)  # bitfields: bit -> point name
     fmt: str | None = None  # U8[n]: str.format template over the bytes
     bcd: bool = False  # U8[n]: bytes are BCD
+    missing: int | None = None  # raw value meaning "unknown" (decoded as absent)
     description: str = ""
 
     @property
@@ -181,7 +182,7 @@ def _int(value: Any) -> int:
 _POINT_KEYS = frozenset(
     {
         "name", "address", "type", "function", "word_order", "byte_order", "scale", "offset",
-        "unit", "feeds", "bits", "format", "bcd", "description", "repeat",
+        "unit", "feeds", "bits", "format", "bcd", "description", "repeat", "missing",
     }
 )  # fmt: skip
 
@@ -237,6 +238,7 @@ def _parse_point(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Point:
         bits=bits,
         fmt=None if raw.get("format") is None else str(raw["format"]),
         bcd=bool(raw.get("bcd", False)),
+        missing=None if raw.get("missing") is None else _int(raw["missing"]),
         description=str(raw.get("description", "")),
     )
     if not address >= 0 or point.end > 0x10000:
@@ -432,6 +434,8 @@ def decode_point(point: Point, regs: Sequence[int]) -> dict[str, PointValue]:
                 raise FrameRangeError(f"{point.name}: format {point.fmt!r}: {err}") from err
         return {f"{point.name}[{i}]": b for i, b in enumerate(raw)}
     unsigned = _words_to_int(regs, point.word_order)
+    if point.missing is not None and unsigned == point.missing:
+        return {}
     if point.is_bitfield:
         out: dict[str, PointValue] = {point.name: unsigned}
         for bit, name in point.bits.items():
@@ -525,11 +529,13 @@ def encode_point(point: Point, values: Mapping[str, PointValue]) -> list[int]:
         if not 0 <= raw < 1 << width_bits:
             raise FrameRangeError(f"{point.name}: {raw} does not fit {t}")
         return _int_to_words(raw, point.count, point.word_order)
+    if point.missing is not None and (point.name not in values or _is_nan(values[point.name])):
+        return _int_to_words(point.missing, point.count, point.word_order)
     value = float(values.get(point.name, 0.0))
     value = (value - point.offset) / point.scale
     if t == "REAL32":
-        if not math.isfinite(value):
-            raise FrameRangeError(f"{point.name}: not a finite number")
+        if math.isinf(value):
+            raise FrameRangeError(f"{point.name}: not a finite number")  # NaN = unknown is ok
         try:
             packed = struct.pack(">f", value)
         except OverflowError as err:
@@ -544,6 +550,10 @@ def encode_point(point: Point, values: Mapping[str, PointValue]) -> list[int]:
     if not lo_lim <= ivalue <= hi_lim:
         raise FrameRangeError(f"{point.name}: {ivalue} does not fit {t}")
     return _int_to_words(ivalue & ((1 << width_bits) - 1), point.count, point.word_order)
+
+
+def _is_nan(value: PointValue) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _to_bcd(b: int) -> int:
