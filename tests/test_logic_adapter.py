@@ -345,3 +345,32 @@ async def test_create_is_disabled_in_bridge_mode() -> None:
         overrides={"gateway": {"mode": "bridge"}, "logic": {"port": "/dev/null"}}, env=False
     )
     assert create(build_context(config, VirtualClock())) is None
+
+
+async def test_run_loop_polls_on_the_gateway_clock() -> None:
+    clock = VirtualClock()
+    pack = PackModel(boards=2, cells_per_board=4)
+    async with rig(pack, clock, boards=2, cells_per_board=4, poll_interval_s=5.0) as (
+        ctx,
+        adapter,
+        _,
+    ):
+        scans = ctx.bus.subscribe("scans", BoardScanned, maxsize=100)
+        task = asyncio.create_task(adapter.run())
+        try:
+            await wait_for(lambda: len(scans) == 2)  # the first cycle starts at once
+            first = drain(scans)
+            assert {e.at_s for e in first} == {0.0}
+            await clock.advance(4.9)
+            assert drain(scans) == []
+            await clock.advance(0.1)
+            await wait_for(lambda: len(scans) == 2)
+            assert {e.at_s for e in drain(scans)} == {5.0}
+            await clock.advance(5.0)
+            await wait_for(lambda: len(scans) == 2)
+            assert [e.board for e in drain(scans) if isinstance(e, BoardScanned)] == [1, 2]
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert not adapter.connected  # run() closes the port on the way out
