@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.config import Section
+
+class Section(BaseModel):
+    """Same behaviour as gateway.config.Section (imported by gateway.config: no cycle)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class CanMessageMap(Section):
