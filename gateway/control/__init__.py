@@ -1,4 +1,9 @@
-"""The control engine: protections, charge/discharge control, heater, balancing, relays."""
+"""The control engine: protections, charge/discharge control, heater, balancing, relays.
+
+Layers (style lesson 11): `measure` (snapshot with freshness) -> `detect` (pure verdicts
+from the `table` of protections) -> `debounce` -> `engine` (the one actor) -> `component`
+(the clocked loop that drives the relays and publishes notices).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def build_engine(ctx: GatewayContext) -> Component | None:
-    """Build the control engine for this config (None until the engine exists)."""
-    del ctx
-    return None
+    """Build the control engine component (it runs in both modes)."""
+    from gateway.control.component import EngineComponent  # noqa: PLC0415
+
+    return EngineComponent(ctx)

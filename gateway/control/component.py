@@ -1,0 +1,167 @@
+"""The engine as a gateway component: a clocked loop around `Engine.step`.
+
+Every `engine.cycle_s` it drains the state store, steps the engine, drives the relays,
+outputs and indicators, renews the relay lease and publishes the notices. Whatever ends
+the loop (cancel, shutdown, an exception), every relay is driven open on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge
+
+from gateway.control.engine import Engine, StepResult
+from gateway.control.soc import load_soc, save_soc
+from gateway.core.bus import Overflow
+from gateway.core.context import GatewayContext
+from gateway.core.events import ErrorRaised, PackMeasured, RelaySwitched
+
+log = logging.getLogger(__name__)
+
+
+class EngineComponent:
+    """Runs the control engine on the gateway's clock."""
+
+    name = "engine"
+
+    def __init__(self, ctx: GatewayContext, *, initial_soc: float | None = None) -> None:
+        self.ctx = ctx
+        cfg = ctx.config
+        state_dir = cfg.gateway.state_dir
+        self.engine = Engine(
+            cfg,
+            ctx.store.state,
+            started_s=ctx.clock.now(),
+            wall=ctx.clock.wall,
+            initial_soc=initial_soc if initial_soc is not None else load_soc(state_dir),
+        )
+        self.cycle_s = cfg.engine.cycle_s
+        self.lease_s = cfg.engine.relay_lease_s
+        self._analog = ctx.bus.subscribe(
+            "engine-analog", PackMeasured, overflow=Overflow.KEEP_LATEST, maxsize=4
+        )
+        self._soc_saved_s: float | None = None
+        self.cycles = Counter(
+            "bms_engine_cycles", "Control engine decision cycles.", registry=ctx.registry
+        )
+        self.driver_failures = Counter(
+            "bms_engine_driver_failures",
+            "Driver calls that raised (relays are opened on a relay failure).",
+            ["driver"],
+            registry=ctx.registry,
+        )
+        self.errors_raised = Counter(
+            "bms_errors_raised", "Errors raised, by name.", ["error"], registry=ctx.registry
+        )
+        self.relay_switches = Counter(
+            "bms_relay_switches", "Relay state changes.", ["relay"], registry=ctx.registry
+        )
+        self.lease_lapses = Counter(
+            "bms_relay_lease_lapses",
+            "Times the relay lease had lapsed when the engine came back.",
+            registry=ctx.registry,
+        )
+        self.running = Gauge(
+            "bms_engine_running", "1 while the engine runs.", registry=ctx.registry
+        )
+
+    def cycle(self, now_s: float) -> StepResult:
+        """One decision: drain, step, drive, publish."""
+        ctx = self.ctx
+        ctx.store.drain()
+        while (ev := self._analog.get_nowait()) is not None:
+            if "vref_v" in ev.extra:
+                self.engine.vref_v = ev.extra["vref_v"]
+        controller = self.engine.controller
+        if controller:
+            try:
+                if ctx.drivers.relays.check_lease(now_s):
+                    self.lease_lapses.inc()
+                    log.error("relay lease had lapsed at %.3f s: relays were opened", now_s)
+                    self.engine.relay_commands = dict.fromkeys(self.engine.relay_commands, False)
+            except Exception:
+                self.driver_failures.labels(driver="relays").inc()
+                log.exception("relay driver check_lease failed")
+        result = self.engine.step(now_s)
+        self._drive(result, now_s)
+        for notice in result.notices:
+            if isinstance(notice, ErrorRaised):
+                self.errors_raised.labels(error=notice.error).inc()
+            elif isinstance(notice, RelaySwitched):
+                self.relay_switches.labels(relay=str(notice.relay)).inc()
+            ctx.bus.publish(notice)
+        self.cycles.inc()
+        self.running.set(1)
+        self._persist_soc(now_s)
+        return result
+
+    def _drive(self, result: StepResult, now_s: float) -> None:
+        d = self.ctx.drivers
+        if result.relays is not None:
+            try:
+                for n, closed in result.relays.items():
+                    d.relays.set_relay(n, closed)
+                d.relays.renew_lease(now_s + self.lease_s)
+            except Exception:
+                self.driver_failures.labels(driver="relays").inc()
+                log.exception("relay driver failed: opening every relay")
+                self._open_all()
+        try:
+            for n, on in result.outputs.items():
+                d.outputs.set_output(n, on)
+        except Exception:
+            self.driver_failures.labels(driver="outputs").inc()
+            log.exception("output driver failed")
+        try:
+            for name, on in result.indicators.items():
+                d.indicators.set_indicator(name, on)
+        except Exception:
+            self.driver_failures.labels(driver="indicators").inc()
+            log.exception("indicator driver failed")
+
+    def _persist_soc(self, now_s: float, force: bool = False) -> None:
+        soc = self.engine.soc.soc
+        if soc is None:
+            return
+        interval = self.ctx.config.soc.persist_interval_s
+        if force or self._soc_saved_s is None or now_s - self._soc_saved_s >= interval:
+            self._soc_saved_s = now_s
+            save_soc(self.ctx.config.gateway.state_dir, soc, self.ctx.clock.wall(now_s).isoformat())
+
+    def _open_all(self) -> None:
+        try:
+            self.ctx.drivers.relays.open_all()
+        except Exception:
+            log.exception("relay driver open_all failed")
+
+    def shutdown(self) -> None:
+        """Open every relay and record that the engine stopped (idempotent)."""
+        if self.engine.controller:
+            self._open_all()
+            self.engine.relay_commands = dict.fromkeys(self.engine.relay_commands, False)
+            for sw in self.ctx.store.state.control.relays.values():
+                sw.on, sw.reasons = False, ("engine_stopped",)
+        ctl = self.ctx.store.state.control
+        ctl.running = False
+        self.running.set(0)
+        try:
+            self._persist_soc(self.ctx.clock.now(), force=True)
+        except Exception:
+            log.exception("saving the SOC failed")
+
+    async def run(self) -> None:
+        """Decide every `engine.cycle_s` until cancelled; relays open on the way out."""
+        clock = self.ctx.clock
+        log.info("control engine running (%s mode)", self.ctx.config.gateway.mode)
+        try:
+            next_s = clock.now()
+            while True:
+                self.cycle(clock.now())
+                next_s += self.cycle_s
+                now = clock.now()
+                next_s = max(next_s, now)
+                await clock.sleep_until(next_s)
+        finally:
+            self.shutdown()
+            log.info("control engine stopped: every relay opened")

@@ -1,0 +1,83 @@
+"""The debouncer: verdicts over time -> active errors (set delay, clear delay, latch).
+
+An error sets when its verdict stays `breach` or `unknown` for the set delay, and clears
+when it stays `ok` (within the release threshold, "tolerant") for the clear delay. `band`
+(between trip and release) holds the present state and restarts the pending timer. A
+latched error stays active until `acknowledge`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.control.detect import State
+
+Transition = Literal["raised", "cleared"]
+
+
+@dataclass
+class Debounced:
+    """The debounce state of one error (or one debounced level)."""
+
+    active: bool = False
+    latched: bool = False
+    since_s: float | None = None  # when it became active / inactive
+    bad_since_s: float | None = None
+    ok_since_s: float | None = None
+    detail: str = ""
+
+    def update(
+        self,
+        state: State | None,
+        *,
+        now_s: float,
+        set_delay_s: float,
+        clear_delay_s: float,
+        latch: bool = False,
+        detail: str = "",
+    ) -> Transition | None:
+        """Feed one verdict (None = protection disabled); return a transition, if any."""
+        if state is None:
+            self.bad_since_s = self.ok_since_s = None
+            if self.active:
+                self.active, self.latched, self.since_s = False, False, now_s
+                return "cleared"
+            return None
+        bad = state in ("breach", "unknown")
+        if bad:
+            self.ok_since_s = None
+            if self.bad_since_s is None:
+                self.bad_since_s = now_s
+            if detail:
+                self.detail = detail
+        elif state == "ok":
+            self.bad_since_s = None
+            if self.ok_since_s is None:
+                self.ok_since_s = now_s
+        else:  # band: neither a breach nor a release
+            self.bad_since_s = None
+            self.ok_since_s = None
+        if not self.active:
+            if self.bad_since_s is not None and now_s - self.bad_since_s >= set_delay_s - 1e-9:
+                self.active, self.latched, self.since_s = True, latch, now_s
+                return "raised"
+            return None
+        if (
+            not self.latched
+            and self.ok_since_s is not None
+            and now_s - self.ok_since_s >= clear_delay_s - 1e-9
+        ):
+            self.active, self.since_s = False, now_s
+            return "cleared"
+        return None
+
+    def acknowledge(self, now_s: float) -> Transition | None:
+        """Release a latch; the error clears at once unless its condition still holds."""
+        if not self.latched:
+            return None
+        self.latched = False
+        if self.active and self.bad_since_s is None:
+            self.active, self.since_s = False, now_s
+            return "cleared"
+        return None

@@ -1,0 +1,245 @@
+"""The detector: measurements -> one verdict per protection. Pure and stateless.
+
+Verdicts: `breach` (beyond the trip limit), `band` (between trip and release: keeps the
+present state), `ok` (within the release limit) and `unknown` (the data it needs is missing
+or stale). The debouncer treats `unknown` like `breach`: missing data is never "fine".
+Diagnosis checks (sensor fault, cell count) judge only fresh boards; a silent board is
+`logic_offline`'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.control.measure import Measurements
+from gateway.control.table import PROTECTIONS, Check, Params, ProtectionRow
+
+State = Literal["breach", "band", "ok", "unknown"]
+
+TEMPERATURE_PLAUSIBLE_C = (-50.0, 150.0)
+FEEDBACK_INPUTS = {
+    "charge_contactor_feedback": "charge_contactor",
+    "discharge_contactor_feedback": "discharge_contactor",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one protection sees this cycle."""
+
+    state: State
+    value: float | None = None
+    detail: str = ""
+
+
+def _above(value: float, p: Params, unit: str) -> Verdict:
+    assert p.threshold is not None
+    tol = p.threshold if p.tolerant is None else p.tolerant
+    text = f"{value:.4g} {unit}".strip()
+    if value > p.threshold:
+        return Verdict("breach", value, f"{text} > {p.threshold:g}")
+    if value <= tol:
+        return Verdict("ok", value, text)
+    return Verdict("band", value, text)
+
+
+def _below(value: float, p: Params, unit: str) -> Verdict:
+    assert p.threshold is not None
+    tol = p.threshold if p.tolerant is None else p.tolerant
+    text = f"{value:.4g} {unit}".strip()
+    if value < p.threshold:
+        return Verdict("breach", value, f"{text} < {p.threshold:g}")
+    if value >= tol:
+        return Verdict("ok", value, text)
+    return Verdict("band", value, text)
+
+
+def _stale(m: Measurements) -> Verdict | None:
+    stale = m.stale_boards
+    if stale:
+        return Verdict("unknown", None, "stale board " + ",".join(map(str, stale)))
+    if not m.fresh_boards:
+        return Verdict("ok") if not m.controller else Verdict("unknown", None, "no board data")
+    return None
+
+
+def _limit(
+    m: Measurements, row: ProtectionRow, p: Params, values: list[float], pick: str
+) -> Verdict:
+    if (v := _stale(m)) is not None:
+        return v
+    if not values:
+        return Verdict("unknown", None, "no readings")
+    value = max(values) if pick == "max" else min(values)
+    return _above(value, p, row.unit) if row.limit == "max" else _below(value, p, row.unit)
+
+
+def _temps(m: Measurements) -> list[float] | None:
+    temps = m.temperatures()
+    if any(t is None for t in temps):
+        return None
+    return [t for t in temps if t is not None]
+
+
+def check_cell_voltage(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Highest or lowest cell against its limit."""
+    return _limit(m, row, p, m.cells(), "max" if row.limit == "max" else "min")
+
+
+def check_temperature(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Coldest or hottest cell against its limit (any faulty sensor: unknown)."""
+    if (v := _stale(m)) is not None:
+        return v
+    temps = _temps(m)
+    if temps is None:
+        return Verdict("unknown", None, "temperature sensor fault")
+    return _limit(m, row, p, temps, "max" if row.check == "temperature_max" else "min")
+
+
+def check_current(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Charge or discharge current magnitude against its maximum."""
+    if m.current_a is None:
+        if not m.controller and not m.current_ever:
+            return Verdict("ok")
+        return Verdict("unknown", None, "current missing or stale")
+    i = m.current_a if row.check == "current_charge" else -m.current_a
+    return _above(max(0.0, i), p, "A")
+
+
+def check_input(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """An input signal named like the error is active."""
+    del p
+    active = m.signal(row.name)
+    if active is None:
+        return Verdict("unknown", None, "input stale")
+    return Verdict("breach", 1.0, "input active") if active else Verdict("ok", 0.0)
+
+
+def check_board_silent(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """A board silent for longer than the set delay (the delay is applied here)."""
+    del row
+    silent = [
+        b.board
+        for b in m.boards
+        if (m.controller or b.scanned) and b.silent_s >= p.set_delay_s and not b.fresh
+    ]
+    if silent:
+        return Verdict("breach", float(len(silent)), "board " + ",".join(map(str, silent)))
+    if all(b.fresh or (not m.controller and not b.scanned) for b in m.boards):
+        return Verdict("ok")
+    return Verdict("band")
+
+
+def check_sensor_fault(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """A missing, shorted or implausible sensor on a fresh board."""
+    del row, p
+    lo, hi = TEMPERATURE_PLAUSIBLE_C
+    bad = []
+    for b in m.fresh_boards:
+        temps = b.temperatures_c
+        if len(temps) < m.sensors_per_board or any(t is None or not lo <= t <= hi for t in temps):
+            bad.append(b.board)
+    if bad:
+        return Verdict("breach", float(len(bad)), "board " + ",".join(map(str, bad)))
+    return Verdict("ok")
+
+
+def check_cell_count(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Cell count per fresh board, and the pack total against `pack.cells_in_series`."""
+    del row, p
+    bad = [b.board for b in m.fresh_boards if len(b.cell_voltages_v) != m.cells_per_board]
+    if bad:
+        return Verdict("breach", None, "board " + ",".join(map(str, bad)))
+    if m.cells_in_series is not None and m.cells_complete:
+        total = len(m.cells())
+        if total != m.cells_in_series:
+            return Verdict("breach", total, f"{total} cells, expected {m.cells_in_series}")
+    return Verdict("ok")
+
+
+def check_current_sensor(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Current missing or stale, or the sensor reference outside its plausible window."""
+    del row
+    if m.current_a is None:
+        if not m.controller and not m.current_ever:
+            return Verdict("ok")
+        return Verdict("breach", None, "current missing or stale")
+    lo, hi, vref = p.threshold, p.tolerant, m.vref_v
+    if vref is not None and lo is not None and hi is not None and not lo <= vref <= hi:
+        return Verdict("breach", vref, f"Vref {vref:.3f} V")
+    return Verdict("ok", m.vref_v)
+
+
+def check_board_temperature(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Hottest Logic board against its maximum."""
+    temps = [b.board_temperature_c for b in m.fresh_boards]
+    if any(t is None for t in temps):
+        return Verdict("unknown", None, "board temperature missing")
+    return _limit(m, row, p, [t for t in temps if t is not None], "max")
+
+
+def check_humidity(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Enclosure humidity against its maximum."""
+    if m.humidity_pct is None:
+        if not m.controller and not m.humidity_ever:
+            return Verdict("ok")
+        return Verdict("unknown", None, "humidity missing or stale")
+    return _above(m.humidity_pct, p, row.unit)
+
+
+def check_cell_spread(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """Max - min cell voltage against its maximum."""
+    if (v := _stale(m)) is not None:
+        return v
+    cells = m.cells()
+    if not cells:
+        return Verdict("unknown", None, "no readings")
+    return _above(max(cells) - min(cells), p, row.unit)
+
+
+def check_contactor_feedback(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """A feedback input that disagrees with its relay's command."""
+    del row, p
+    for signal, function in FEEDBACK_INPUTS.items():
+        if signal not in m.inputs or function not in m.relay_commands:
+            continue
+        fb = m.inputs[signal]
+        if fb is None:
+            return Verdict("unknown", None, f"{signal} stale")
+        if fb != m.relay_commands[function]:
+            cmd = "closed" if m.relay_commands[function] else "open"
+            return Verdict("breach", None, f"{function} commanded {cmd}, feedback disagrees")
+    return Verdict("ok")
+
+
+CHECKS: dict[Check, Callable[[Measurements, ProtectionRow, Params], Verdict]] = {
+    "cell_voltage_max": check_cell_voltage,
+    "cell_voltage_min": check_cell_voltage,
+    "current_charge": check_current,
+    "current_discharge": check_current,
+    "temperature_min": check_temperature,
+    "temperature_max": check_temperature,
+    "input_active": check_input,
+    "board_silent": check_board_silent,
+    "sensor_fault": check_sensor_fault,
+    "cell_count": check_cell_count,
+    "current_sensor": check_current_sensor,
+    "board_temperature_max": check_board_temperature,
+    "humidity_max": check_humidity,
+    "cell_spread": check_cell_spread,
+    "contactor_feedback": check_contactor_feedback,
+}
+
+# Rows whose check applies the set delay itself (the debouncer then sets at once).
+SELF_TIMED = frozenset({"logic_offline"})
+
+
+def detect(m: Measurements, params: dict[str, Params]) -> dict[str, Verdict]:
+    """Return the verdict of every enabled protection."""
+    return {
+        row.name: CHECKS[row.check](m, row, params[row.name])
+        for row in PROTECTIONS
+        if params[row.name].enable
+    }

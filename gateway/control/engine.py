@@ -1,0 +1,630 @@
+"""The actor: the one place that decides relays, outputs, signals, limits and indicators.
+
+`Engine.step(now_s)` is synchronous and does no I/O except the latch file: it reads the
+`GatewayState`, runs detect -> debounce, decides, writes `state.control` and returns what
+the drivers must do plus the notices to publish. Safety rules, in order:
+
+1. Before the first complete valid scan, every relay is open.
+2. A critical error or a "go safe" request opens every relay.
+3. Stale or missing data (a board older than `engine.cell_timeout_s`, current older than
+   `engine.current_timeout_s`, an assigned input older than `engine.inputs_timeout_s`)
+   opens every relay at once; the protections that depend on it trip after their delays.
+4. A contactor is open while any active error blocks its direction.
+5. In bridge mode no relay is ever commanded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.config import GatewayConfig
+from gateway.control import balancing as bal
+from gateway.control.debounce import Debounced
+from gateway.control.detect import SELF_TIMED, Verdict, detect
+from gateway.control.indicators import indicators
+from gateway.control.latches import load_latched, save_latched
+from gateway.control.limits import LimitInputs, LimitParams, LimitRamp, target_limits
+from gateway.control.measure import (
+    CHARGER_CONNECTED_POINT,
+    ERROR_POINT_PREFIX,
+    Measurements,
+    measure,
+)
+from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
+from gateway.control.settings import CONTACTOR_FUNCTIONS, EXTRA_SIGNALS, resolve
+from gateway.control.soc import SocEstimator
+from gateway.control.switching import ContactorControl, EndOfCharge
+from gateway.control.table import BY_NAME
+from gateway.core.events import ErrorCleared, ErrorRaised, Notice, RelaySwitched
+from gateway.core.state import GatewayState, SwitchState
+from gateway.hal.base import OUTPUT_COUNT, RELAY_COUNT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepResult:
+    """What the drivers must do after one step, and what to tell users."""
+
+    relays: dict[int, bool] | None  # None: do not command relays (bridge mode)
+    outputs: dict[int, bool]
+    indicators: dict[str, bool]
+    notices: list[Notice] = field(default_factory=list)
+
+
+def _level(value: float | None, *, above: float | None, below: float | None, tol: float) -> Any:
+    """Verdict state of an indication level (`above` = trip above, `below` = trip below)."""
+    if value is None:
+        return None
+    if above is not None:
+        return "breach" if value > above else "ok" if value <= tol else "band"
+    if below is not None:
+        return "breach" if value < below else "ok" if value >= tol else "band"
+    return None
+
+
+class Engine:
+    """Protections, charge/discharge control, heater, balancing, SOC, limits, relays."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        state: GatewayState,
+        *,
+        started_s: float,
+        wall: Callable[[float], datetime] | None = None,
+        initial_soc: float | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = resolve(config)
+        self.state = state
+        self.started_s = started_s
+        self._wall = wall
+        self.controller = config.gateway.mode == "controller"
+        self.boards = config.logic.addresses
+        self.relay_functions = config.relays.functions()
+        self.output_functions = config.outputs.functions()
+        self.input_assignments: dict[int, tuple[str, bool]] = {
+            n: (str(a.signal), a.invert) for n, a in config.inputs.assignments().items()
+        }
+        self.errors: dict[str, Debounced] = {n: Debounced() for n in ERROR_NAMES}
+        self.point_errors: set[str] = set()
+        cc, dc = config.charge_control, config.discharge_control
+        self.charge = ContactorControl(cc.ton_s, cc.toff_s)
+        self.discharge = ContactorControl(dc.ton_s, dc.toff_s)
+        self.eoc = EndOfCharge()
+        self.heater = Debounced()
+        self.cooler = Debounced()
+        self.low_soc = Debounced()
+        self.high_charging_current = Debounced()
+        self.balancing_masks: dict[int, int] = dict.fromkeys(self.boards, 0)
+        s = config.soc
+        self.soc = SocEstimator(
+            chemistry=self.settings.chemistry,
+            capacity_ah=self.settings.capacity_ah,
+            charge_efficiency=s.charge_efficiency,
+            rest_current_a=s.rest_current_a,
+            rest_time_s=s.rest_time_s,
+            ocv_recalibration=s.ocv_recalibration,
+            initial=initial_soc,
+        )
+        self.ramp = LimitRamp(config.limits.ramp_a_per_s)
+        self.limit_params = self._limit_params()
+        self.first_valid_scan = False
+        self.go_safe_requests: set[str] = set()
+        self.vref_v: float | None = None
+        self.relay_commands: dict[int, bool] = dict.fromkeys(range(1, RELAY_COUNT + 1), False)
+        self._reasons: dict[str, tuple[tuple[str, ...], Any, float]] = {}
+        self._switch_since: dict[str, float] = {}
+        self._pending: list[Notice] = []
+        self.state_dir = config.gateway.state_dir
+        self.latched = load_latched(self.state_dir)
+        for name, info in self.latched.items():
+            e = self.errors[name]
+            e.active, e.latched, e.since_s = True, True, started_s
+            e.detail = f"latched before restart: {info.get('detail', '')}".strip()
+            log.warning("error %s is latched from before the restart (ack to clear)", name)
+
+    # --- commands -------------------------------------------------------------------
+
+    def request_go_safe(self, source: str, active: bool = True) -> None:
+        """Open every relay while any source requests it (always honoured)."""
+        if active:
+            self.go_safe_requests.add(source)
+        else:
+            self.go_safe_requests.discard(source)
+
+    def acknowledge(self, name: str, now_s: float) -> bool:
+        """Release a latched error; return True when it was latched."""
+        e = self.errors.get(name)
+        if e is None or not e.latched:
+            return False
+        if e.acknowledge(now_s) == "cleared":
+            self._pending.append(ErrorCleared(at_s=now_s, error=name))
+        self.latched.pop(name, None)
+        save_latched(self.state_dir, self.latched)
+        return True
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _limit_params(self) -> LimitParams:
+        st, lim, p = self.settings, self.config.limits, self.settings.protections
+
+        def thr(name: str) -> float | None:
+            return p[name].threshold if p[name].enable else None
+
+        return LimitParams(
+            max_charge_a=lim.max_charge_current_a,
+            max_discharge_a=lim.max_discharge_current_a,
+            cvl_cell_v=st.cvl_cell_v,
+            charge_start_v=st.charge_derate_start_v,
+            charge_end_v=st.charge_derate_end_v,
+            charge_tail=lim.charge_tail_fraction,
+            discharge_start_v=st.discharge_derate_start_v,
+            discharge_end_v=st.discharge_derate_end_v,
+            band_c=lim.temperature_band_c,
+            charge_t_min=thr("low_temperature_charge"),
+            charge_t_max=thr("high_temperature_charge"),
+            discharge_t_min=thr("low_temperature_discharge"),
+            discharge_t_max=thr("high_temperature_discharge"),
+            charge_soc_start=lim.charge_soc_derate_start,
+            charge_soc_min=lim.charge_soc_min_fraction,
+            discharge_soc_start=lim.discharge_soc_derate_start,
+            ramp_a_per_s=lim.ramp_a_per_s,
+        )
+
+    def _wall_iso(self, t: float) -> str | None:
+        return self._wall(t).isoformat() if self._wall is not None else None
+
+    def _measure(self, now_s: float) -> Measurements:
+        by_function = {
+            fn: self.relay_commands[n]
+            for n, fn in self.relay_functions.items()
+            if fn in CONTACTOR_FUNCTIONS
+        }
+        lg = self.config.logic
+        e = self.config.engine
+        return measure(
+            self.state,
+            now_s=now_s,
+            started_s=self.started_s,
+            controller=self.controller,
+            boards=self.boards,
+            cells_per_board=lg.cells_per_board,
+            sensors_per_board=lg.sensors,
+            cells_in_series=self.settings.cells_in_series,
+            cell_timeout_s=e.cell_timeout_s,
+            current_timeout_s=e.current_timeout_s,
+            inputs_timeout_s=e.inputs_timeout_s,
+            input_assignments=self.input_assignments,
+            relay_commands=by_function if self.controller else {},
+            vref_v=self.vref_v,
+        )
+
+    def _debounce(self, now_s: float, verdicts: dict[str, Verdict]) -> list[Notice]:
+        notices: list[Notice] = []
+        latch_changed = False
+        for name in ERROR_NAMES:
+            p = self.settings.protections[name]
+            v = verdicts.get(name)
+            e = self.errors[name]
+            t = e.update(
+                None if v is None else v.state,
+                now_s=now_s,
+                set_delay_s=0.0 if name in SELF_TIMED else p.set_delay_s,
+                clear_delay_s=p.clear_delay_s,
+                latch=p.latch,
+                detail="" if v is None else v.detail,
+            )
+            if t == "raised":
+                row = BY_NAME[name]
+                detail = e.detail
+                notices.append(
+                    ErrorRaised(at_s=now_s, error=name, severity=row.severity, detail=detail)
+                )
+                log.warning("error raised: %s (%s) %s", name, row.severity, detail)
+                if e.latched:
+                    self.latched[name] = {"since": self._wall_iso(now_s), "detail": detail}
+                    latch_changed = True
+            elif t == "cleared":
+                notices.append(ErrorCleared(at_s=now_s, error=name))
+                log.info("error cleared: %s", name)
+                if self.latched.pop(name, None) is not None:
+                    latch_changed = True
+        # Errors reported by a bridged BMS (points `error.<name>`), already debounced there.
+        reported = {
+            key[len(ERROR_POINT_PREFIX) :]
+            for key, value in self.state.points.items()
+            if key.startswith(ERROR_POINT_PREFIX) and value is True
+        } & set(ERROR_NAMES)
+        for name in sorted(reported - self.point_errors):
+            if not self.errors[name].active:
+                notices.append(
+                    ErrorRaised(
+                        at_s=now_s,
+                        error=name,
+                        severity=BY_NAME[name].severity,
+                        detail="reported by the bridged BMS",
+                    )
+                )
+        for name in sorted(self.point_errors - reported):
+            if not self.errors[name].active:
+                notices.append(ErrorCleared(at_s=now_s, error=name))
+        self.point_errors = reported
+        if latch_changed:
+            save_latched(self.state_dir, self.latched)
+        return notices
+
+    def _since(self, key: str, reasons: list[str], value: Any, now_s: float) -> None:
+        """Record reasons; since-time moves when the value or the reasons change."""
+        prev = self._reasons.get(key)
+        tup = tuple(reasons)
+        since = now_s if prev is None or prev[0] != tup or prev[1] != value else prev[2]
+        self._reasons[key] = (tup, value, since)
+
+    # --- the decision ---------------------------------------------------------------
+
+    def step(self, now_s: float) -> StepResult:
+        """Decide everything for this instant."""
+        cfg = self.config
+        m = self._measure(now_s)
+        notices = self._pending + self._debounce(now_s, detect(m, self.settings.protections))
+        self._pending = []
+        active = [n for n in ERROR_NAMES if self.errors[n].active or n in self.point_errors]
+        critical = [n for n in active if BY_NAME[n].severity == "critical"]
+
+        # data validity: nothing closes on stale or missing data
+        stale: list[str] = [f"stale_board_{b}" for b in m.stale_boards]
+        if self.controller:
+            stale += [f"no_data_board_{b.board}" for b in m.boards if not b.scanned]
+            if m.current_a is None:
+                stale.append("stale_current")
+            stale += [f"stale_input_{s}" for s, v in m.inputs.items() if v is None]
+        if not self.first_valid_scan and m.cells_complete:
+            self.first_valid_scan = all(
+                len(b.cell_voltages_v) == m.cells_per_board for b in m.boards
+            )
+
+        # input signals
+        def sig(name: str, unknown: bool = False) -> bool:
+            v = m.signal(name)
+            return unknown if v is None else v
+
+        point_cc = m.points.get(CHARGER_CONNECTED_POINT)
+        charger_connected = sig("charger_connected") or point_cc is True
+        go_safe = bool(self.go_safe_requests) or sig("go_safe", unknown=True)
+        power_down = sig("power_down_request")
+
+        # what blocks each direction
+        common: list[str] = []
+        if not self.first_valid_scan:
+            common.append("waiting_first_scan")
+        common += stale
+        if go_safe:
+            common.append("go_safe")
+        charge_block = common + [n for n in active if BY_NAME[n].blocks_charge]
+        discharge_block = common + [n for n in active if BY_NAME[n].blocks_discharge]
+        if sig("inhibit_charging", unknown=True):
+            charge_block.append("inhibit_charging")
+        if sig("inhibit_discharging", unknown=True):
+            discharge_block.append("inhibit_discharging")
+
+        # charge control
+        cmode = cfg.charge_control.mode
+        if cmode == "always":
+            c_request, c_why = True, "mode_always"
+        elif cmode == "charger_connected":
+            c_request, c_why = charger_connected, "charger_connected"
+        else:
+            c_request, c_why = sig("charge_request"), "charge_request"
+        if power_down:
+            c_request = False
+        cells = m.cells() if m.cells_complete else []
+        cell_max = max(cells) if cells else None
+        cell_min = min(cells) if cells else None
+        eoc_edge = self.eoc.update(
+            now_s=now_s,
+            cell_max_v=cell_max,
+            end_of_charge_v=self.settings.end_of_charge_voltage,
+            recharge_v=self.settings.recharge_voltage,
+        )
+        charge_closed = self.charge.update(
+            now_s=now_s, request=c_request, blocked=bool(charge_block)
+        )
+        allow = charge_closed and c_request and not self.eoc.active
+
+        # discharge control
+        dmode = cfg.discharge_control.mode
+        if dmode == "always":
+            d_request, d_why = True, "mode_always"
+        elif dmode == "charger_disconnected":
+            d_request, d_why = not charger_connected, "charger_disconnected"
+        else:
+            d_request, d_why = sig("discharge_request"), "discharge_request"
+        discharge_closed = self.discharge.update(
+            now_s=now_s, request=d_request, blocked=bool(discharge_block)
+        )
+
+        # heater / cooler
+        temps = m.temperatures() if m.cells_complete else []
+        tknown = [t for t in temps if t is not None]
+        t_ok = bool(tknown) and len(tknown) == len(temps)
+        tmin = min(tknown) if t_ok else None
+        tmax = max(tknown) if t_ok else None
+        h, c = cfg.heater, cfg.cooler
+        self.heater.update(
+            _level(tmin, above=None, below=h.min, tol=h.tolerant) if h.enable else None,
+            now_s=now_s,
+            set_delay_s=h.set_delay_ms / 1000,
+            clear_delay_s=h.clear_delay_s,
+        )
+        self.cooler.update(
+            _level(tmax, above=c.max, below=None, tol=c.tolerant) if c.enable else None,
+            now_s=now_s,
+            set_delay_s=c.set_delay_ms / 1000,
+            clear_delay_s=c.clear_delay_s,
+        )
+        heater_off = common + critical + [n for n in h.off_on_errors if n in active]
+        cooler_off = common + critical + [n for n in c.off_on_errors if n in active]
+        heater_on = self.heater.active and not heater_off
+        cooler_on = self.cooler.active and not cooler_off
+
+        # SOC and indication levels
+        mean_v = sum(cells) / len(cells) if cells else None
+        soc = self.soc.update(
+            now_s=now_s,
+            current_a=m.current_a,
+            mean_cell_v=mean_v,
+            end_of_charge_reached=eoc_edge is True,
+        )
+        lv = cfg.signal_levels
+        ls, hc = lv.low_soc, lv.high_charging_current
+        self.low_soc.update(
+            _level(soc, above=ls.max, below=ls.min, tol=ls.tolerant) if ls.enable else None,
+            now_s=now_s,
+            set_delay_s=ls.set_delay_ms / 1000,
+            clear_delay_s=ls.clear_delay_s,
+        )
+        self.high_charging_current.update(
+            _level(m.current_a, above=hc.max, below=hc.min, tol=hc.tolerant) if hc.enable else None,
+            now_s=now_s,
+            set_delay_s=hc.set_delay_ms / 1000,
+            clear_delay_s=hc.clear_delay_s,
+        )
+
+        # balancing
+        b = cfg.balancing
+        requested = sig("balancing_request")
+        bal_block: list[str] = []
+        if not b.enable:
+            bal_block.append("disabled")
+        bal_block += common + critical
+        if "cell_undervoltage" in active:
+            bal_block.append("cell_undervoltage")
+        if not requested and not bal.mode_allows(b.mode, m.current_a, b.rest_current_a):
+            bal_block.append(f"mode_{b.mode}")
+        lht = self.settings.protections["logic_high_temperature"]
+        hot_limit = (
+            lht.tolerant
+            if self.errors["logic_high_temperature"].active and lht.tolerant is not None
+            else lht.threshold
+        )
+        hot = {
+            v.board
+            for v in m.boards
+            if lht.enable
+            and hot_limit is not None
+            and (v.board_temperature_c is None or v.board_temperature_c >= hot_limit)
+        }
+        if bal_block:
+            self.balancing_masks = dict.fromkeys(self.boards, 0)
+        else:
+            self.balancing_masks = bal.decide(
+                {v.board: v.cell_voltages_v for v in m.boards},
+                self.balancing_masks,
+                bal.BalancingParams(
+                    self.settings.balancing_start_voltage,
+                    self.settings.balancing_stop_voltage,
+                    b.delta_start,
+                    b.delta_stop,
+                ),
+                hot,
+                requested=requested,
+            )
+        balancing_on = any(self.balancing_masks.values())
+
+        # signals
+        signals: dict[str, bool] = {
+            "charge_allowed": allow,
+            "discharge_allowed": discharge_closed,
+            "charger_connected": charger_connected,
+            "heater": heater_on,
+            "balancing": balancing_on,
+            "low_soc": self.low_soc.active,
+            "high_charging_current": self.high_charging_current.active,
+            "critical_error": bool(critical),
+            "cooler": cooler_on,
+            "end_of_charge": self.eoc.active,
+            "go_safe": go_safe,
+            "any_error": bool(active),
+        }
+        functions: dict[str, bool] = {
+            **signals,
+            "discharge_contactor": discharge_closed,
+            "allow_charging": allow,
+            "charge_contactor": charge_closed,
+            "heater": heater_on,
+            "cooler": cooler_on,
+            "none": False,
+        }
+
+        # reasons
+        def ctl_reasons(
+            closed: bool, block: list[str], why: str, ctl: ContactorControl
+        ) -> list[str]:
+            if closed:
+                wait = ctl.waiting(now_s)
+                return [why] + ([wait] if wait else [])
+            if block:
+                return list(block)
+            wait = ctl.waiting(now_s)
+            return [wait] if wait else [f"no_{why}"]
+
+        reasons: dict[str, list[str]] = {}
+        reasons["charge_contactor"] = ctl_reasons(charge_closed, charge_block, c_why, self.charge)
+        if allow:
+            reasons["allow_charging"] = [c_why]
+        elif not charge_closed:
+            reasons["allow_charging"] = reasons["charge_contactor"]
+        elif self.eoc.active:
+            reasons["allow_charging"] = ["end_of_charge"]
+        else:
+            reasons["allow_charging"] = ["power_down_request" if power_down else f"no_{c_why}"]
+        reasons["discharge_contactor"] = ctl_reasons(
+            discharge_closed, discharge_block, d_why, self.discharge
+        )
+        reasons["charge_allowed"] = reasons["allow_charging"]
+        reasons["discharge_allowed"] = reasons["discharge_contactor"]
+        reasons["heater"] = (
+            [f"coldest_cell_below_{h.min:g}C"]
+            if heater_on
+            else heater_off
+            if self.heater.active
+            else ["disabled"]
+            if not h.enable
+            else ["temperature_unknown"]
+            if tmin is None
+            else [f"coldest_cell_above_{h.min:g}C"]
+        )
+        reasons["cooler"] = (
+            [f"hottest_cell_above_{c.max:g}C"]
+            if cooler_on
+            else cooler_off
+            if self.cooler.active
+            else ["disabled" if not c.enable else "not_needed"]
+        )
+        reasons["balancing"] = (
+            [f"board_{bd}" for bd, mk in self.balancing_masks.items() if mk]
+            if balancing_on
+            else bal_block or ["no_cell_above_thresholds"]
+        ) + [f"hot_board_{bd}" for bd in sorted(hot)]
+        reasons["critical_error"] = critical
+        reasons["any_error"] = active
+        reasons["charger_connected"] = (
+            ["input" if sig("charger_connected") else CHARGER_CONNECTED_POINT]
+            if charger_connected
+            else []
+        )
+        reasons["low_soc"] = ["soc_unknown"] if soc is None else [f"soc {soc * 100:.1f} %"]
+        reasons["high_charging_current"] = (
+            [] if m.current_a is None else [f"current {m.current_a:.1f} A"]
+        )
+        reasons["end_of_charge"] = (
+            [f"cell_above_{self.settings.end_of_charge_voltage:g}V"] if self.eoc.active else []
+        )
+        reasons["go_safe"] = sorted(self.go_safe_requests) + (
+            ["input"] if sig("go_safe", unknown=True) else []
+        )
+        # limits
+        targets, limit_reasons = target_limits(
+            LimitInputs(
+                cell_max_v=cell_max,
+                cell_min_v=cell_min,
+                temperature_min_c=tmin,
+                temperature_max_c=tmax,
+                soc=soc,
+                charge_blocked=() if allow else tuple(reasons["allow_charging"]),
+                discharge_blocked=() if discharge_closed else tuple(reasons["discharge_contactor"]),
+                end_of_charge=self.eoc.active,
+                cells=self.settings.cells_in_series or len(self.boards) * cfg.logic.cells_per_board,
+            ),
+            self.limit_params,
+        )
+        limits, ramping = self.ramp.apply(now_s, targets)
+        for key, name in (("ccl_a", "ccl"), ("dcl_a", "dcl")):
+            if key in ramping:
+                limit_reasons[name].append("ramp")
+        reasons["cvl"], reasons["ccl"], reasons["dcl"] = (
+            limit_reasons["cvl"],
+            limit_reasons["ccl"],
+            limit_reasons["dcl"],
+        )
+
+        # relays (every rule that opens them all comes last)
+        all_open: list[str] = []
+        if not self.first_valid_scan:
+            all_open.append("waiting_first_scan")
+        all_open += stale
+        all_open += critical
+        if go_safe:
+            all_open.append("go_safe")
+        relays: dict[int, SwitchState] = {}
+        commands: dict[int, bool] = {}
+        for n in range(1, RELAY_COUNT + 1):
+            fn = self.relay_functions[n]
+            closed = functions[fn] and not all_open
+            why = all_open or reasons.get(fn, [])
+            commands[n] = closed
+            key = f"relay_{n}"
+            if self.controller and closed != self.relay_commands[n]:
+                notices.append(
+                    RelaySwitched(
+                        at_s=now_s, relay=n, function=fn, closed=closed, reasons=tuple(why)
+                    )
+                )
+                log.info("relay %d (%s) %s: %s", n, fn, "closed" if closed else "opened", why)
+            if key not in self._switch_since or self.relay_commands[n] != closed:
+                self._switch_since[key] = now_s
+            relays[n] = SwitchState(fn, closed, tuple(why), self._switch_since[key])
+        if self.controller:
+            self.relay_commands = commands
+        outputs: dict[int, SwitchState] = {}
+        out_cmd: dict[int, bool] = {}
+        prev_out = self.state.control.outputs
+        for n in range(1, OUTPUT_COUNT + 1):
+            fn = self.output_functions[n]
+            on = functions[fn]
+            out_cmd[n] = on
+            key = f"output_{n}"
+            if key not in self._switch_since or (n in prev_out and prev_out[n].on != on):
+                self._switch_since[key] = now_s
+            outputs[n] = SwitchState(fn, on, tuple(reasons.get(fn, [])), self._switch_since[key])
+
+        # indicators
+        logic_errors = bool(m.stale_boards) or "logic_offline" in active
+        ind, patterns = indicators(
+            now_s,
+            running=True,
+            logic_established=self.first_valid_scan and not logic_errors,
+            logic_errors=logic_errors,
+            relays_closed=commands if self.controller else {},
+        )
+        for name, pattern in patterns.items():
+            reasons[name] = [pattern]
+
+        # publish into the state
+        for key, why in reasons.items():
+            self._since(key, why, functions.get(key), now_s)
+        ctl = self.state.control
+        ctl.running = True
+        ctl.first_valid_scan = self.first_valid_scan
+        ctl.errors_active = active
+        ctl.signals = {k: signals[k] for k in (*SIGNAL_NAMES, *EXTRA_SIGNALS)}
+        ctl.relays = relays if self.controller else {}
+        ctl.outputs = outputs
+        ctl.indicators = ind
+        ctl.soc = None if soc is None else round(soc, 6)
+        ctl.limits = limits
+        ctl.reasons = reasons
+        ctl.reasons_since_s = {k: v[2] for k, v in self._reasons.items() if k in reasons}
+        ctl.balancing = dict(self.balancing_masks)
+        return StepResult(
+            relays=commands if self.controller else None,
+            outputs=out_cmd,
+            indicators=ind,
+            notices=notices,
+        )
