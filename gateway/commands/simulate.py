@@ -53,6 +53,17 @@ def add_parser(sub: Any) -> None:
     )
     # --- H-modbus: `--main2x-tcp HOST:PORT` / `--main2x-rtu PORT` go here (see
     # `_extra_servers` below, which serves the same pack as a BMS Main 2.x).
+    p.add_argument(
+        "--main2x-tcp",
+        metavar="HOST:PORT",
+        help="also serve the pack as a BMS Main 2.x over Modbus TCP (unit 32)",
+    )
+    p.add_argument(
+        "--main2x-rtu",
+        metavar="PORT",
+        help="also serve the pack as a BMS Main 2.x over Modbus RTU on this serial port",
+    )
+    p.add_argument("--main2x-baudrate", type=int, default=9600, help="RTU bit/s (9600 8N1)")
     p.set_defaults(func=_simulate)
 
 
@@ -84,8 +95,13 @@ def _extra_servers(
     args: argparse.Namespace, pack: PackModel
 ) -> list[AbstractAsyncContextManager[str]]:
     """Other devices served from the same pack (H-modbus adds the BMS Main 2.x here)."""
-    del args, pack
-    return []
+    from gateway.sim.main2x import main2x_endpoint, parse_host_port  # noqa: PLC0415
+
+    tcp_arg, rtu = getattr(args, "main2x_tcp", None), getattr(args, "main2x_rtu", None)
+    if tcp_arg is None and rtu is None:
+        return []
+    tcp = parse_host_port(tcp_arg) if tcp_arg is not None else None
+    return [main2x_endpoint(pack, tcp=tcp, rtu=rtu, baudrate=args.main2x_baudrate)]
 
 
 async def serve(args: argparse.Namespace, config: GatewayConfig) -> None:
@@ -117,9 +133,17 @@ async def serve(args: argparse.Namespace, config: GatewayConfig) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    if not args.port and not args.pty:
-        print("simulate: give --port DEVICE or --pty", file=sys.stderr)
+    if not args.port and not args.pty and not (args.main2x_tcp or args.main2x_rtu):
+        print("simulate: give --port DEVICE, --pty, --main2x-tcp or --main2x-rtu", file=sys.stderr)
         return 2
+    if args.main2x_tcp:
+        from gateway.sim.main2x import parse_host_port  # noqa: PLC0415
+
+        try:
+            parse_host_port(args.main2x_tcp)
+        except ValueError as err:
+            print(f"simulate: --main2x-tcp: {err}", file=sys.stderr)
+            return 2
     try:
         config = simulator_config(args)
     except ConfigError as err:

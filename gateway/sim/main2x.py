@@ -214,3 +214,27 @@ async def run_main2x(
         while True:
             await asyncio.sleep(step_s)
             pack.step(step_s)
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """Split `HOST:PORT` (an IPv6 host in brackets); raise ValueError when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+@contextlib.asynccontextmanager
+async def main2x_endpoint(
+    pack: PackModel,
+    tcp: tuple[str, int] | None = None,
+    rtu: str | None = None,
+    unit_id: int = UNIT_ID,
+    baudrate: int = 9600,
+) -> AsyncIterator[str]:
+    """Serve `pack` as a BMS Main 2.x; yield a one-line description of where."""
+    sim = Main2xSimulator(pack)
+    async with serve_main2x(sim, tcp=tcp, rtu=rtu, unit_id=unit_id, baudrate=baudrate):
+        where = [f"tcp {tcp[0]}:{tcp[1]}"] if tcp else []
+        where += [f"rtu {rtu} {baudrate} 8N1"] if rtu else []
+        yield f"BMS Main 2.x unit {unit_id} on {', '.join(where)}"
