@@ -256,3 +256,13 @@ def test_any_state_encodes_as_strict_json(
             assert set(board["cell_voltages"]) <= {None}
     if m["voltage"] is not None:
         assert m["cell_voltage_min"] <= m["cell_voltage_max"]
+
+
+def test_every_state_key_is_documented() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    m = state_message(fixed_state(), VirtualClock(), config())
+    keys = set(m) | set(m["boards"][0]) | set(m["limits"])
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert not missing, f"undocumented in docs/mqtt.md: {missing}"
+    for kind in ("board_offline", "board_online", "error_raised", "error_cleared", "relay_opened"):
+        assert f"`{kind}`" in doc

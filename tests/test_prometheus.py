@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +242,29 @@ def test_metric_names_follow_conventions() -> None:
         assert not m.name.endswith("_total")
         assert all(not label.endswith(units) for label in m.labels)
     assert len({m.name for m in STATE_METRICS}) == len(STATE_METRICS)
+
+
+async def test_openmetrics_on_request() -> None:
+    pub = PrometheusPublisher(make_ctx())
+    async with serving(pub):
+        status, headers, body = await http(
+            pub.port or 0,
+            "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n",
+        )
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["content-type"].startswith("application/openmetrics-text")
+    assert body.endswith("# EOF\n")
+
+
+def test_every_metric_is_documented() -> None:
+    ctx = make_ctx()
+    mqtt.MqttPublisher(ctx)
+    PrometheusPublisher(ctx)
+    doc = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text(encoding="utf-8")
+    names = {m.name for m in STATE_METRICS}
+    for family in ctx.registry.collect():
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+        names.add(family.name + suffix)
+    assert names, "no metrics collected"
+    missing = sorted(n for n in names if f"`{n}`" not in doc)
+    assert not missing, f"undocumented in docs/metrics.md: {missing}"
