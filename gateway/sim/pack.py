@@ -73,6 +73,7 @@ class PackModel:
         self.humidity_pct = humidity_pct
         self.ambient_c = temperature_c
         self.time_s = 0.0
+        self.inputs_closed: list[bool] = [False] * 4
         self.boards: list[BoardModel] = []
         for _ in range(boards):
             cells = [
