@@ -16,6 +16,7 @@ COMMANDS = (
     "gateway.commands.check_config",
     "gateway.commands.config_docs",
     "gateway.commands.simulate",
+    "gateway.commands.can",
     "gateway.commands.calibrate",
 )
 

@@ -1,0 +1,143 @@
+"""`bms-gateway can record FILE` / `bms-gateway can replay FILE`: bus captures.
+
+The format follows the file suffix, as python-can does: `.log` (candump -L), `.asc`
+(Vector ASCII), `.blf` (Vector binary), `.csv`, `.trc`, and `.gz` variants where python-can
+supports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import can
+
+from gateway.adapters.can.config import CanSection
+from gateway.adapters.can.decoder import FrameDecoder
+from gateway.adapters.can.link import bus_from_config
+from gateway.adapters.can.replay import replay_decode, replay_send
+from gateway.config import GatewayConfig, load_config
+from gateway.core.errors import ConfigError
+
+
+def add_parser(sub: Any) -> None:
+    """Register `can record` and `can replay`."""
+    p: argparse.ArgumentParser = sub.add_parser("can", help="record or replay CAN captures")
+    can_sub = p.add_subparsers(dest="can_command", required=True)
+
+    rec = can_sub.add_parser("record", help="record the CAN bus to a file")
+    rec.add_argument("file", type=Path, help="capture file (.log, .asc, .blf, ...)")
+    _bus_args(rec)
+    rec.add_argument("--duration", type=float, help="stop after this many seconds")
+    rec.add_argument("--count", type=int, help="stop after this many frames")
+    rec.set_defaults(func=_record)
+
+    rep = can_sub.add_parser(
+        "replay", help="decode a capture with the gateway's decoder, or play it onto a bus"
+    )
+    rep.add_argument("file", type=Path, help="capture file (.log, .asc, .blf, ...)")
+    _bus_args(rep)
+    rep.add_argument("--send", action="store_true", help="play the frames onto the configured bus")
+    rep.add_argument(
+        "--speed", type=float, default=1.0, help="with --send: time scale (0 = unpaced)"
+    )
+    rep.set_defaults(func=_replay)
+
+
+def _bus_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, help="gateway config (its `can` section)")
+    p.add_argument("--interface", help="python-can interface (overrides the config)")
+    p.add_argument("--channel", help="python-can channel (overrides the config)")
+    p.add_argument("--bitrate", type=int, help="bit rate (overrides the config)")
+
+
+def _config(args: argparse.Namespace) -> GatewayConfig:
+    overrides: dict[str, Any] = {}
+    for key in ("interface", "channel", "bitrate"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    return load_config(args.config, {"can": overrides} if overrides else None)
+
+
+def _decoder_section(config: GatewayConfig, explicit: bool) -> tuple[CanSection, str]:
+    """Without a config file, decode every built-in protocol (bridge view of a capture)."""
+    if explicit:
+        return config.can, config.gateway.mode
+    section = config.can.model_copy(
+        update={
+            "inverter": config.can.inverter.model_copy(update={"enabled": True}),
+            "charger": config.can.charger.model_copy(update={"enabled": True}),
+            "canopen": config.can.canopen.model_copy(update={"enabled": True}),
+        }
+    )
+    return section, "bridge"
+
+
+def _record(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+        bus = bus_from_config(config.can)()
+    except ConfigError as err:
+        print(f"invalid configuration:\n{err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # any driver's open failure
+        print(f"cannot open CAN bus: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    n = 0
+    try:
+        with can.Logger(str(args.file)) as writer:
+            while not stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if args.count is not None and n >= args.count:
+                    break
+                msg = bus.recv(timeout=0.1)
+                if msg is not None:
+                    writer.on_message_received(msg)
+                    n += 1
+    except (can.CanError, OSError) as err:
+        print(f"recording stopped: {err}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bus.shutdown()
+    print(f"recorded {n} frames to {args.file}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+        reader = can.LogReader(str(args.file))
+    except ConfigError as err:
+        print(f"invalid configuration:\n{err}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as err:
+        print(f"cannot read {args.file}: {err}", file=sys.stderr)
+        return 1
+    with reader:
+        if args.send:
+            try:
+                bus = bus_from_config(config.can)()
+            except Exception as err:  # any driver's open failure
+                print(f"cannot open CAN bus: {type(err).__name__}: {err}", file=sys.stderr)
+                return 1
+            try:
+                sent = replay_send(reader, bus, speed=args.speed)
+            finally:
+                bus.shutdown()
+            print(f"sent {sent} frames")
+            return 0
+        section, mode = _decoder_section(config, args.config is not None)
+        stats = replay_decode(reader, FrameDecoder(section, mode))
+    print(json.dumps(stats.summary(), indent=2))
+    return 0
