@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -89,18 +87,17 @@ def _record(args: argparse.Namespace) -> int:
     except Exception as err:  # any driver's open failure
         print(f"cannot open CAN bus: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     deadline = None if args.duration is None else time.monotonic() + args.duration
     n = 0
     try:
         with can.Logger(str(args.file)) as writer:
-            while not stop.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
+            while deadline is None or time.monotonic() < deadline:
                 if args.count is not None and n >= args.count:
                     break
-                msg = bus.recv(timeout=0.1)
+                try:
+                    msg = bus.recv(timeout=0.1)
+                except KeyboardInterrupt:
+                    break
                 if msg is not None:
                     writer.on_message_received(msg)
                     n += 1
@@ -108,7 +105,6 @@ def _record(args: argparse.Namespace) -> int:
         print(f"recording stopped: {err}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGINT, previous)
         bus.shutdown()
     print(f"recorded {n} frames to {args.file}")
     return 0
