@@ -18,6 +18,8 @@ COMMANDS = (
     "gateway.commands.simulate",
     "gateway.commands.can",
     "gateway.commands.calibrate",
+    "gateway.commands.scenario",
+    "gateway.commands.ack",
 )
 
 

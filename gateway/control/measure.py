@@ -8,6 +8,7 @@ its cells are unknown. Current, humidity and inputs have their own timeouts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from gateway.core.state import GatewayState
 
@@ -50,12 +51,12 @@ class Measurements:
     relay_commands: dict[str, bool] = field(default_factory=dict)  # function -> commanded
     points: dict[str, float | int | bool | str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def fresh_boards(self) -> list[BoardView]:
         """Boards whose readings are current."""
         return [b for b in self.boards if b.fresh]
 
-    @property
+    @cached_property
     def stale_boards(self) -> list[int]:
         """Numbers of the boards whose readings are not current (bridge: scanned ones only)."""
         return [b.board for b in self.boards if not b.fresh and (self.controller or b.scanned)]
@@ -67,10 +68,18 @@ class Measurements:
 
     def cells(self) -> list[float]:
         """Every cell voltage of the fresh boards."""
-        return [v for b in self.fresh_boards for v in b.cell_voltages_v]
+        return self._cells
 
     def temperatures(self) -> list[float | None]:
         """Every cell temperature of the fresh boards (None = sensor fault)."""
+        return self._temperatures
+
+    @cached_property
+    def _cells(self) -> list[float]:
+        return [v for b in self.fresh_boards for v in b.cell_voltages_v]
+
+    @cached_property
+    def _temperatures(self) -> list[float | None]:
         return [t for b in self.fresh_boards for t in b.temperatures_c]
 
     def signal(self, name: str) -> bool | None:

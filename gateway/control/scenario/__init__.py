@@ -1,0 +1,6 @@
+"""Scenario files: battery stories run on virtual time against the real engine.
+
+Extension API (for other subsystems): `registry.register_set_action`,
+`registry.register_expectation`, `registry.register_extension`, loaded from the entry-point
+group `bms_gateway.scenario`; see `gateway.control.scenario.registry`.
+"""
