@@ -57,6 +57,7 @@ class _Reader(threading.Thread):
         self.failure: BaseException | None = None
         self.stopping = threading.Event()
         self.pending = False
+        self.received = 0
         self._loop = loop
         self._wake = wake
         self._maxlen = maxlen
@@ -72,6 +73,7 @@ class _Reader(threading.Thread):
                     self._on_drop()
                     continue
                 self.frames.append(msg)
+                self.received += 1
                 if not self.pending:
                     self.pending = True
                     self._notify()
@@ -114,6 +116,12 @@ class CanLink:
         self._failure: str | None = None
         self._tx_failures = 0
         self._down_logged = False
+
+    @property
+    def rx_seen(self) -> int:
+        """Frames the current reader thread has queued for the loop (scenario sync point)."""
+        reader = self._reader
+        return 0 if reader is None else reader.received
 
     def _describe(self) -> str:
         return f"{self.cfg.interface}:{self.cfg.channel}"
