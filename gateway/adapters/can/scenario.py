@@ -17,13 +17,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import can
 from cantools.database.can import Message
 
+import can
 from gateway.adapters.can.adapter import CanAdapter
 from gateway.adapters.can.dbc import dbc_set, decode
 from gateway.config import GatewayConfig
-from gateway.control.scenario.world import World
 from gateway.control.scenario.registry import (
     Expectation,
     Extension,
@@ -34,6 +33,7 @@ from gateway.control.scenario.registry import (
     register_extension,
     register_set_action,
 )
+from gateway.control.scenario.world import World
 
 KEY = "can"
 MAX_ID = 0x1FFFFFFF
