@@ -46,6 +46,11 @@ from gateway.hal.base import OUTPUT_COUNT, RELAY_COUNT
 log = logging.getLogger(__name__)
 
 
+# Protections whose breach follows from switching itself: they never hold a contactor open
+# before they are debounced (a feedback lags its command by design).
+SWITCHING_CONSEQUENCES = frozenset({"contactor_feedback"})
+
+
 @dataclass
 class StepResult:
     """What the drivers must do after one step, and what to tell users."""
@@ -287,7 +292,7 @@ class Engine:
         if not self.first_valid_scan and m.cells_complete:
             self.first_valid_scan = all(
                 len(b.cell_voltages_v) == m.cells_per_board for b in m.boards
-            )
+            ) and (m.cells_in_series is None or len(m.cells()) == m.cells_in_series)
 
         # input signals
         def sig(name: str, unknown: bool = False) -> bool:
@@ -313,6 +318,17 @@ class Engine:
         if sig("inhibit_discharging", unknown=True):
             discharge_block.append("inhibit_discharging")
 
+        # a breach not yet debounced keeps an open contactor open
+        pending = [
+            n
+            for n in ERROR_NAMES
+            if not self.errors[n].active
+            and self.errors[n].bad_since_s is not None
+            and n not in SWITCHING_CONSEQUENCES
+        ]
+        pending_charge = [f"pending_{n}" for n in pending if BY_NAME[n].blocks_charge]
+        pending_discharge = [f"pending_{n}" for n in pending if BY_NAME[n].blocks_discharge]
+
         # charge control
         cmode = cfg.charge_control.mode
         if cmode == "always":
@@ -333,7 +349,10 @@ class Engine:
             recharge_v=self.settings.recharge_voltage,
         )
         charge_closed = self.charge.update(
-            now_s=now_s, request=c_request, blocked=bool(charge_block)
+            now_s=now_s,
+            request=c_request,
+            blocked=bool(charge_block),
+            hold_open=bool(pending_charge),
         )
         allow = charge_closed and c_request and not self.eoc.active
 
@@ -346,7 +365,10 @@ class Engine:
         else:
             d_request, d_why = sig("discharge_request"), "discharge_request"
         discharge_closed = self.discharge.update(
-            now_s=now_s, request=d_request, blocked=bool(discharge_block)
+            now_s=now_s,
+            request=d_request,
+            blocked=bool(discharge_block),
+            hold_open=bool(pending_discharge),
         )
 
         # heater / cooler
@@ -464,18 +486,22 @@ class Engine:
 
         # reasons
         def ctl_reasons(
-            closed: bool, block: list[str], why: str, ctl: ContactorControl
+            closed: bool, block: list[str], why: str, ctl: ContactorControl, hold: list[str]
         ) -> list[str]:
             if closed:
                 wait = ctl.waiting(now_s)
                 return [why] + ([wait] if wait else [])
             if block:
                 return list(block)
+            if hold:
+                return list(hold)
             wait = ctl.waiting(now_s)
             return [wait] if wait else [f"no_{why}"]
 
         reasons: dict[str, list[str]] = {}
-        reasons["charge_contactor"] = ctl_reasons(charge_closed, charge_block, c_why, self.charge)
+        reasons["charge_contactor"] = ctl_reasons(
+            charge_closed, charge_block, c_why, self.charge, pending_charge
+        )
         if allow:
             reasons["allow_charging"] = [c_why]
         elif not charge_closed:
@@ -485,7 +511,7 @@ class Engine:
         else:
             reasons["allow_charging"] = ["power_down_request" if power_down else f"no_{c_why}"]
         reasons["discharge_contactor"] = ctl_reasons(
-            discharge_closed, discharge_block, d_why, self.discharge
+            discharge_closed, discharge_block, d_why, self.discharge, pending_discharge
         )
         reasons["charge_allowed"] = reasons["allow_charging"]
         reasons["discharge_allowed"] = reasons["discharge_contactor"]

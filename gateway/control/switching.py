@@ -21,8 +21,14 @@ class ContactorControl:
     request_since_s: float | None = None
     gone_since_s: float | None = None
 
-    def update(self, *, now_s: float, request: bool, blocked: bool) -> bool:
-        """Return whether the contactor is closed after this cycle."""
+    def update(
+        self, *, now_s: float, request: bool, blocked: bool, hold_open: bool = False
+    ) -> bool:
+        """Return whether the contactor is closed after this cycle.
+
+        `hold_open`: a blocking protection sees a breach that is not debounced yet; an open
+        contactor does not close into it (a closed one stays closed until the error sets).
+        """
         if blocked:
             self.closed = False
             self.request_since_s = self.gone_since_s = None
@@ -32,7 +38,7 @@ class ContactorControl:
             if not self.closed:
                 if self.request_since_s is None:
                     self.request_since_s = now_s
-                if now_s - self.request_since_s >= self.ton_s - 1e-9:
+                if now_s - self.request_since_s >= self.ton_s - 1e-9 and not hold_open:
                     self.closed = True
         else:
             self.request_since_s = None

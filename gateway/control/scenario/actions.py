@@ -166,6 +166,21 @@ def _parse_error(value: Any, path: str, config: GatewayConfig) -> str:
     return str(value)
 
 
+def _parse_current_sensor(value: Any, path: str, config: GatewayConfig) -> bool:
+    del config
+    if value not in ("ok", "missing"):
+        raise ScenarioError(path, "expected ok or missing")
+    return value == "missing"
+
+
+def _set_current_sensor(w: World, missing: bool) -> None:
+    w.logic.current_missing = missing
+
+
+def _set_vref(w: World, v: float) -> None:
+    w.logic.vref_v = v
+
+
 def _register_sets() -> None:
     for action in (
         SetAction("cell", _parse_cell, lambda w, v: w.pack.force_cell_voltage(v[0], v[1], v[2])),
@@ -200,6 +215,8 @@ def _register_sets() -> None:
             lambda w, v: w.engine.engine.request_go_safe("scenario", v),
         ),
         SetAction("ack", _parse_error, _ack),
+        SetAction("current_sensor", _parse_current_sensor, _set_current_sensor),
+        SetAction("vref", lambda v, p, c: number(v, p), _set_vref),
     ):
         register_set_action(action)
 

@@ -41,6 +41,8 @@ class LogicLoopback:
     failures: dict[int, int] = field(default_factory=dict)
     offline: set[int] = field(default_factory=set)
     written: dict[int, int] = field(default_factory=dict)
+    current_missing: bool = False  # the current sensor stops reporting
+    vref_v: float | None = None  # reported as PackMeasured.extra["vref_v"] when set
 
     def poll(self, now_s: float) -> None:
         """Scan every board once and publish what a real poll would."""
@@ -87,8 +89,9 @@ class LogicLoopback:
         bus.publish(
             PackMeasured(
                 at_s=now_s,
-                current_a=self.pack.current_a,
+                current_a=None if self.current_missing else self.pack.current_a,
                 humidity_pct=self.pack.humidity_pct,
+                extra={} if self.vref_v is None else {"vref_v": self.vref_v},
             )
         )
         bus.publish(InputsRead(at_s=now_s, closed=self.ctx.drivers.inputs.read_inputs()))
