@@ -79,7 +79,12 @@ class EngineComponent:
                 if ctx.drivers.relays.check_lease(now_s):
                     self.lease_lapses.inc()
                     log.error("relay lease had lapsed at %.3f s: relays were opened", now_s)
-                    self.engine.relay_commands = dict.fromkeys(self.engine.relay_commands, False)
+                # The driver may have opened relays on its own (lease watchdog, fault):
+                # the engine's idea of them follows the driver, so a reclose is a new event.
+                cmds = self.engine.relay_commands
+                for n, closed in cmds.items():
+                    if closed and not ctx.drivers.relays.relay_closed(n):
+                        cmds[n] = False
             except Exception:
                 self.driver_failures.labels(driver="relays").inc()
                 log.exception("relay driver check_lease failed")

@@ -56,12 +56,23 @@ def _below(value: float, p: Params, unit: str) -> Verdict:
     return Verdict("band", value, text)
 
 
+def _absent(m: Measurements, what: str) -> Verdict:
+    """Data never received: fine in bridge mode, pending during the start-up grace."""
+    if not m.controller:
+        return Verdict("ok")
+    if m.grace:
+        return Verdict("band", None, f"waiting for {what}")
+    return Verdict("unknown", None, f"no {what}")
+
+
 def _stale(m: Measurements) -> Verdict | None:
+    if m.grace and any(not b.scanned for b in m.boards):
+        return Verdict("band", None, "waiting for the first scan")
     stale = m.stale_boards
     if stale:
         return Verdict("unknown", None, "stale board " + ",".join(map(str, stale)))
     if not m.fresh_boards:
-        return Verdict("ok") if not m.controller else Verdict("unknown", None, "no board data")
+        return _absent(m, "board data")
     return None
 
 
@@ -101,9 +112,9 @@ def check_temperature(m: Measurements, row: ProtectionRow, p: Params) -> Verdict
 def check_current(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
     """Charge or discharge current magnitude against its maximum."""
     if m.current_a is None:
-        if not m.controller and not m.current_ever:
-            return Verdict("ok")
-        return Verdict("unknown", None, "current missing or stale")
+        if not m.current_ever:
+            return _absent(m, "current data")
+        return Verdict("unknown", None, "current stale")
     i = m.current_a if row.check == "current_charge" else -m.current_a
     return _above(max(0.0, i), p, "A")
 
@@ -113,7 +124,11 @@ def check_input(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
     del p
     active = m.signal(row.name)
     if active is None:
-        return Verdict("unknown", None, "input stale")
+        return (
+            Verdict("band", None, "waiting for inputs")
+            if m.grace
+            else Verdict("unknown", None, "input stale")
+        )
     return Verdict("breach", 1.0, "input active") if active else Verdict("ok", 0.0)
 
 
@@ -163,8 +178,8 @@ def check_current_sensor(m: Measurements, row: ProtectionRow, p: Params) -> Verd
     """Current missing or stale, or the sensor reference outside its plausible window."""
     del row
     if m.current_a is None:
-        if not m.controller and not m.current_ever:
-            return Verdict("ok")
+        if not m.current_ever and (not m.controller or m.grace):
+            return _absent(m, "current data")
         return Verdict("breach", None, "current missing or stale")
     lo, hi, vref = p.threshold, p.tolerant, m.vref_v
     if vref is not None and lo is not None and hi is not None and not lo <= vref <= hi:
@@ -183,8 +198,8 @@ def check_board_temperature(m: Measurements, row: ProtectionRow, p: Params) -> V
 def check_humidity(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
     """Enclosure humidity against its maximum."""
     if m.humidity_pct is None:
-        if not m.controller and not m.humidity_ever:
-            return Verdict("ok")
+        if not m.humidity_ever:
+            return _absent(m, "humidity data")
         return Verdict("unknown", None, "humidity missing or stale")
     return _above(m.humidity_pct, p, row.unit)
 
@@ -207,7 +222,7 @@ def check_contactor_feedback(m: Measurements, row: ProtectionRow, p: Params) -> 
             continue
         fb = m.inputs[signal]
         if fb is None:
-            return Verdict("unknown", None, f"{signal} stale")
+            return Verdict("band") if m.grace else Verdict("unknown", None, f"{signal} stale")
         if fb != m.relay_commands[function]:
             cmd = "closed" if m.relay_commands[function] else "open"
             return Verdict("breach", None, f"{function} commanded {cmd}, feedback disagrees")

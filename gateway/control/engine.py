@@ -208,6 +208,7 @@ class Engine:
             input_assignments=self.input_assignments,
             relay_commands=by_function if self.controller else {},
             vref_v=self.vref_v,
+            startup_grace_s=e.startup_grace_s,
         )
 
     def _debounce(self, now_s: float, verdicts: dict[str, Verdict]) -> list[Notice]:

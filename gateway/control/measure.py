@@ -38,6 +38,7 @@ class Measurements:
 
     now_s: float
     controller: bool  # controller mode: data never received counts as unknown
+    grace: bool  # within engine.startup_grace_s of the start: data not yet received is "band"
     boards: tuple[BoardView, ...]
     cells_per_board: int
     sensors_per_board: int
@@ -103,6 +104,7 @@ def measure(
     input_assignments: dict[int, tuple[str, bool]],
     relay_commands: dict[str, bool],
     vref_v: float | None = None,
+    startup_grace_s: float = 0.0,
 ) -> Measurements:
     """Build the snapshot of one cycle."""
     views = []
@@ -143,6 +145,7 @@ def measure(
     return Measurements(
         now_s=now_s,
         controller=controller,
+        grace=now_s - started_s < startup_grace_s,
         boards=tuple(views),
         cells_per_board=cells_per_board,
         sensors_per_board=sensors_per_board,

@@ -393,6 +393,12 @@ class EngineSection(Section):
     )
     current_timeout_s: float = Field(3.0, gt=0, description="Current older than this is unknown.")
     inputs_timeout_s: float = Field(3.0, gt=0, description="Inputs older than this are unknown.")
+    startup_grace_s: float = Field(
+        5.0,
+        ge=0,
+        description="After start, data not yet received holds the protections (relays stay "
+        "open until the first complete scan) instead of tripping them.",
+    )
 
 
 class LimitsSection(Section):

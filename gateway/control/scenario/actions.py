@@ -170,7 +170,7 @@ def _parse_current_sensor(value: Any, path: str, config: GatewayConfig) -> bool:
     del config
     if value not in ("ok", "missing"):
         raise ScenarioError(path, "expected ok or missing")
-    return value == "missing"
+    return bool(value == "missing")
 
 
 def _set_current_sensor(w: World, missing: bool) -> None:
