@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
