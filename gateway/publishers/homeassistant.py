@@ -98,11 +98,19 @@ def _flag(test: str) -> str:
     return "{{ 'ON' if " + test + " else 'OFF' }}"
 
 
-def _listed(collection: str, id_key: str, number: int, attr: str) -> str:
-    """Jinja expression: `attr` of the item with `id_key == number` in a list (false if absent)."""
+def _tristate(expr: str) -> str:
+    """Binary-sensor template: ON/OFF from a value that may be absent or null (-> unknown)."""
     return (
-        f"(value_json.{collection} | selectattr('{id_key}', 'equalto', {number}) "
-        f"| map(attribute='{attr}') | first | default(false))"
+        "{% set v = " + expr + " %}"
+        "{{ None if v is undefined or v is none else ('ON' if v else 'OFF') }}"
+    )
+
+
+def _listed(collection: str, id_key: str, number: int, attr: str) -> str:
+    """Jinja expression: `attr` of the list item whose `id_key` is `number` (else undefined)."""
+    return (
+        f"value_json.{collection} | selectattr('{id_key}', 'equalto', {number}) "
+        f"| map(attribute='{attr}') | first"
     )
 
 
@@ -114,9 +122,9 @@ def _sensor(key: str, name: str, **kw: Any) -> EntityDescription:
     return EntityDescription(key=key, component="sensor", name=name, **kw)
 
 
-def _binary(key: str, name: str, test: str, **kw: Any) -> EntityDescription:
+def _binary(key: str, name: str, template: str, **kw: Any) -> EntityDescription:
     return EntityDescription(
-        key=key, component="binary_sensor", name=name, value_template=_flag(test), **kw
+        key=key, component="binary_sensor", name=name, value_template=template, **kw
     )
 
 
@@ -156,30 +164,29 @@ DESCRIPTIONS: tuple[EntityDescription, ...] = (
             value_template=_value("limits.discharge_current_limit"),
             device_class="current", state_class=M, unit="A", precision=0),
     # --- control signals --------------------------------------------------------------
-    _binary("charge_allowed", "Charge allowed",
-            "value_json.signals.charge_allowed | default(false)", icon="mdi:battery-arrow-up"),
+    _binary("charge_allowed", "Charge allowed", _tristate("value_json.signals.charge_allowed"),
+            icon="mdi:battery-arrow-up"),
     _binary("discharge_allowed", "Discharge allowed",
-            "value_json.signals.discharge_allowed | default(false)",
-            icon="mdi:battery-arrow-down"),
+            _tristate("value_json.signals.discharge_allowed"), icon="mdi:battery-arrow-down"),
     # --- relays (by function), discrete inputs and outputs ----------------------------
     *(
         _binary(f"relay_{n}", f"{_humanize(function)} (relay {n})",
-                _listed("relays", "relay", n, "closed"), icon="mdi:electric-switch")
+                _tristate(_listed("relays", "relay", n, "closed")), icon="mdi:electric-switch")
         for n, function in sorted(RELAY_FUNCTIONS_DEFAULT.items())
     ),
     *(
-        _binary(f"input_{n}", f"Input {n}", _listed("inputs", "input", n, "closed"),
+        _binary(f"input_{n}", f"Input {n}", _tristate(_listed("inputs", "input", n, "closed")),
                 icon="mdi:electric-switch")
         for n in range(1, INPUTS + 1)
     ),
     *(
-        _binary(f"output_{n}", f"Output {n}", _listed("outputs", "output", n, "on"),
+        _binary(f"output_{n}", f"Output {n}", _tristate(_listed("outputs", "output", n, "on")),
                 icon="mdi:export")
         for n in range(1, OUTPUTS + 1)
     ),
     # --- one problem sensor per protection/error ---------------------------------------
     *(
-        _binary(f"error_{error}", _humanize(error), f"'{error}' in value_json.errors",
+        _binary(f"error_{error}", _humanize(error), _flag(f"'{error}' in value_json.errors"),
                 device_class="problem")
         for error in ERROR_NAMES
     ),
@@ -222,7 +229,8 @@ def _indexed(board: int, field: str, index: int) -> str:
     """Template for `boards[board].field[index]`, `None` (= unknown in HA) when absent."""
     return (
         f"{{% set b = {_board_expr(board)} %}}"
-        f"{{{{ b.{field}[{index}] if b and (b.{field} | length) > {index} else None }}}}"
+        f"{{{{ b.{field}[{index}] if b is defined and (b.{field} | length) > {index} "
+        "else None }}"
     )
 
 

@@ -1,0 +1,501 @@
+"""Home Assistant discovery: pure builders, HA's rules, templates against a real `state`, broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import jinja2
+import jinja2.sandbox
+import pytest
+
+from gateway.config import GatewayConfig, load_config
+from gateway.control.names import ERROR_NAMES, RELAY_FUNCTIONS_DEFAULT
+from gateway.core.clock import VirtualClock
+from gateway.core.state import BoardState, GatewayState, SwitchState
+from gateway.publishers.homeassistant import (
+    DESCRIPTIONS,
+    HomeAssistantDiscovery,
+    config_payload,
+    device_block,
+    discovery_messages,
+    entity_descriptions,
+    removal_message,
+)
+from gateway.publishers.payloads import encode, state_message
+from tests.support.broker import Broker
+
+GOLDEN = Path(__file__).parent / "golden"
+
+# --- Home Assistant's documented rules (developers.home-assistant.io, sensor/binary_sensor) ---
+# Units each sensor device class accepts (None = no unit). Only classes a BMS could use are
+# listed; an entity using a class missing here fails the test, so the table grows on purpose.
+SENSOR_DEVICE_CLASS_UNITS: dict[str, set[str | None]] = {
+    "apparent_power": {"mVA", "VA", "kVA"},
+    "battery": {"%"},
+    "current": {"A", "mA"},
+    "duration": {"d", "h", "min", "s", "ms", "µs"},
+    "energy": {"J", "kJ", "MJ", "GJ", "mWh", "Wh", "kWh", "MWh", "GWh", "TWh", "cal", "kcal"},
+    "energy_storage": {"J", "kJ", "MJ", "GJ", "mWh", "Wh", "kWh", "MWh", "GWh", "TWh"},
+    "enum": {None},
+    "frequency": {"Hz", "kHz", "MHz", "GHz"},
+    "humidity": {"%"},
+    "power": {"mW", "W", "kW", "MW", "GW", "TW", "BTU/h"},
+    "power_factor": {"%", None},
+    "reactive_power": {"mvar", "var", "kvar"},
+    "signal_strength": {"dB", "dBm"},
+    "temperature": {"°C", "°F", "K"},
+    "timestamp": {None},
+    "voltage": {"V", "mV", "µV", "kV", "MV"},
+}
+# Device classes whose state is not a number: no state_class, no unit allowed.
+NON_NUMERIC_SENSOR_CLASSES = {"timestamp", "enum", "date"}
+STATE_CLASSES = {"measurement", "measurement_angle", "total", "total_increasing"}
+BINARY_DEVICE_CLASSES = {
+    "battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door",
+    "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy",
+    "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound",
+    "tamper", "update", "vibration", "window",
+}  # fmt: skip
+ENTITY_CATEGORIES = {"config", "diagnostic"}
+COMMON_REQUIRED = {
+    "name", "unique_id", "state_topic", "value_template", "availability_topic",
+    "payload_available", "payload_not_available", "device",
+}  # fmt: skip
+REQUIRED = {
+    "sensor": COMMON_REQUIRED,
+    "binary_sensor": COMMON_REQUIRED | {"payload_on", "payload_off"},
+}
+ALLOWED_KEYS = {
+    *COMMON_REQUIRED, "payload_on", "payload_off", "device_class", "state_class",
+    "unit_of_measurement", "entity_category", "icon", "suggested_display_precision",
+}  # fmt: skip
+TOPIC = re.compile(
+    r"^homeassistant/(sensor|binary_sensor)/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)/config$"
+)
+
+
+def make_config(**ha: Any) -> GatewayConfig:
+    return load_config(
+        overrides={"logic": {"boards": 3, "cells_per_board": 3}, "homeassistant": ha}, env=False
+    )
+
+
+def real_state() -> GatewayState:
+    """Two boards online, one offline; the engine's decisions filled in."""
+    state = GatewayState(
+        boards={
+            1: BoardState(
+                board=1,
+                online=True,
+                cell_voltages_v=(3.301, 3.299, 3.311),
+                temperatures_c=(24.96, None, 25.04),
+                board_temperature_c=31.26,
+                updated_s=99.5,
+            ),
+            2: BoardState(
+                board=2,
+                online=True,
+                cell_voltages_v=(3.287, 3.300, 3.299),
+                temperatures_c=(23.0, 23.11, 22.95),
+                board_temperature_c=None,
+                updated_s=99.6,
+            ),
+            3: BoardState(board=3, online=False, cell_voltages_v=(3.1, 3.1, 3.1)),
+        },
+        current_a=-12.5,
+        humidity_pct=41.2,
+        inputs=(True, False, False, True),
+        inputs_updated_s=99.0,
+    )
+    c = state.control
+    c.errors_active = ["cell_imbalance", "high_humidity"]
+    c.signals = {"charge_allowed": False, "discharge_allowed": True}
+    c.relays = {
+        1: SwitchState("discharge_contactor", True, ("discharge_allowed",), 10.0),
+        3: SwitchState("charge_contactor", False, (), None),
+    }
+    c.outputs = {2: SwitchState("critical_error", True)}
+    c.soc = 0.615
+    c.limits = {"cvl_v": 55.2, "ccl_a": 0.0, "dcl_a": 100.0}
+    return state
+
+
+def state_json(state: GatewayState, config: GatewayConfig) -> dict[str, Any]:
+    """The `state` message exactly as the MQTT publisher sends it (bytes -> JSON)."""
+    data: dict[str, Any] = json.loads(encode(state_message(state, VirtualClock(100.0), config)))
+    return data
+
+
+def render(template: str, value_json: dict[str, Any]) -> str:
+    """Render like HA does for MQTT: the payload parsed as `value_json` (strict undefined)."""
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    return env.from_string(template).render(value_json=value_json).strip()
+
+
+def payloads(config: GatewayConfig) -> dict[str, dict[str, Any]]:
+    return {m.topic: json.loads(m.payload) for m in discovery_messages(config)}
+
+
+# --- the table and HA's rules ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("per_cell", [False, True])
+def test_every_config_is_valid_for_home_assistant(per_cell: bool) -> None:
+    config = make_config(per_cell_entities=per_cell)
+    messages = discovery_messages(config)
+    unique_ids: set[str] = set()
+    for m in messages:
+        assert m.retain
+        match = TOPIC.match(m.topic)
+        assert match, m.topic
+        component, node, object_id = match.groups()
+        assert node == "bms-gateway"
+        p = json.loads(m.payload)
+        assert REQUIRED[component] <= set(p), (m.topic, REQUIRED[component] - set(p))
+        assert set(p) <= ALLOWED_KEYS, set(p) - ALLOWED_KEYS
+        assert p["unique_id"] == f"bms-gateway_{object_id}"
+        assert p["unique_id"] not in unique_ids
+        unique_ids.add(p["unique_id"])
+        assert p["state_topic"] == "bms/bms-gateway/state"
+        assert p["availability_topic"] == "bms/bms-gateway/availability"
+        assert (p["payload_available"], p["payload_not_available"]) == ("online", "offline")
+        # HA prefixes the device name: entity names must not repeat it.
+        assert p["device"]["name"].lower() not in p["name"].lower()
+        assert "bms" not in p["name"].lower()
+        assert p.get("entity_category", "diagnostic") in ENTITY_CATEGORIES
+        dc, unit, sc = p.get("device_class"), p.get("unit_of_measurement"), p.get("state_class")
+        if component == "sensor":
+            if dc is not None:
+                assert dc in SENSOR_DEVICE_CLASS_UNITS, dc
+                assert unit in SENSOR_DEVICE_CLASS_UNITS[dc], (p["name"], dc, unit)
+            if dc in NON_NUMERIC_SENSOR_CLASSES:
+                assert sc is None and unit is None
+            if sc is not None:
+                assert sc in STATE_CLASSES
+        else:
+            assert dc is None or dc in BINARY_DEVICE_CLASSES, dc
+            assert unit is None and sc is None
+    per_cell_count = 3 * (3 + 3)
+    assert len(messages) == len(DESCRIPTIONS) + (per_cell_count if per_cell else 0)
+
+
+def test_the_table_has_every_required_entity() -> None:
+    keys = {d.key: d for d in entity_descriptions(make_config())}
+    for key, dc, unit in [
+        ("voltage", "voltage", "V"),
+        ("current", "current", "A"),
+        ("power", "power", "W"),
+        ("soc", "battery", "%"),
+        ("cell_voltage_min", "voltage", "V"),
+        ("cell_voltage_max", "voltage", "V"),
+        ("cell_voltage_delta", "voltage", "V"),
+        ("temperature_min", "temperature", "°C"),
+        ("temperature_max", "temperature", "°C"),
+        ("humidity", "humidity", "%"),
+    ]:
+        d = keys[key]
+        assert (d.component, d.device_class, d.unit, d.state_class) == (
+            "sensor", dc, unit, "measurement"
+        )  # fmt: skip
+    assert keys["boards_online"].entity_category == "diagnostic"
+    for n, function in RELAY_FUNCTIONS_DEFAULT.items():
+        assert keys[f"relay_{n}"].component == "binary_sensor"
+        assert function.replace("_", " ") in keys[f"relay_{n}"].name.lower()
+    for n in range(1, 5):
+        assert keys[f"input_{n}"].component == keys[f"output_{n}"].component == "binary_sensor"
+    for error in ERROR_NAMES:
+        assert keys[f"error_{error}"].device_class == "problem"
+    assert {"charge_allowed", "discharge_allowed"} <= set(keys)
+
+
+def test_device_block_and_overrides() -> None:
+    config = make_config(
+        node_id="garage", device_name="Garage battery", configuration_url="http://gw.local:8080/"
+    )
+    device = device_block(config)
+    assert device["identifiers"] == ["bms_gateway_garage"]
+    assert device["name"] == "Garage battery"
+    assert device["model"] == "BMS Main 2.1"
+    assert device["configuration_url"] == "http://gw.local:8080/"
+    assert device["sw_version"]
+    topics = [m.topic for m in discovery_messages(config)]
+    assert "homeassistant/sensor/garage/voltage/config" in topics
+    assert "configuration_url" not in device_block(make_config())  # no web page, no link
+
+
+def test_prefixes_follow_the_config() -> None:
+    config = load_config(
+        overrides={
+            "gateway": {"id": "gw7"},
+            "mqtt": {"topic_prefix": "site/a"},
+            "homeassistant": {"discovery_prefix": "ha"},
+        },
+        env=False,
+    )
+    m = discovery_messages(config)[0]
+    assert m.topic == "ha/sensor/gw7/voltage/config"
+    p = json.loads(m.payload)
+    assert p["state_topic"] == "site/a/gw7/state"
+    assert p["availability_topic"] == "site/a/gw7/availability"
+    assert removal_message(m.topic) == (m.topic, b"", True)
+
+
+def test_disabled_config_adds_no_extension() -> None:
+    from gateway.app import build_context
+    from gateway.publishers.homeassistant import create
+
+    ctx = build_context(make_config(enabled=False))
+    assert create(ctx) is None
+    assert ctx.mqtt_extensions == []
+    ctx = build_context(make_config())
+    assert create(ctx) is None
+    assert [type(e) for e in ctx.mqtt_extensions] == [HomeAssistantDiscovery]
+
+
+# --- golden files (byte for byte) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "topic"),
+    [
+        ("ha_discovery_voltage", "homeassistant/sensor/bms-gateway/voltage/config"),
+        ("ha_discovery_relay_1", "homeassistant/binary_sensor/bms-gateway/relay_1/config"),
+        (
+            "ha_discovery_error_cell_overvoltage",
+            "homeassistant/binary_sensor/bms-gateway/error_cell_overvoltage/config",
+        ),
+    ],
+)
+def test_payload_matches_golden_file(name: str, topic: str) -> None:
+    messages = {m.topic: m.payload for m in discovery_messages(load_config(env=False))}
+    path = GOLDEN / f"{name}.json"
+    if os.environ.get("BMSGW_UPDATE_GOLDEN"):
+        path.write_bytes(messages[topic])
+    assert messages[topic] == path.read_bytes()
+
+
+# --- value templates against a real `state` message -------------------------------------
+
+
+def _numeric_or_none(text: str) -> float | None:
+    return None if text == "None" else float(text)
+
+
+def test_templates_resolve_against_a_real_state_message() -> None:
+    config = make_config(per_cell_entities=True)
+    value_json = state_json(real_state(), config)
+    rendered = {d.key: render(d.value_template, value_json) for d in entity_descriptions(config)}
+    for d in entity_descriptions(config):
+        out = rendered[d.key]
+        if d.component == "binary_sensor":
+            assert out in {"ON", "OFF", "None"}, (d.key, out)
+        elif d.device_class == "timestamp":
+            assert datetime.fromisoformat(out).tzinfo is not None
+        elif d.state_class is not None:
+            _numeric_or_none(out)  # a number, or None (= unknown in HA)
+    assert float(rendered["voltage"]) == value_json["voltage"]
+    assert float(rendered["current"]) == -12.5
+    assert float(rendered["power"]) == value_json["power"]
+    assert float(rendered["soc"]) == 61.5
+    assert float(rendered["cell_voltage_min"]) == 3.287
+    assert float(rendered["cell_voltage_max"]) == 3.311
+    assert float(rendered["cell_voltage_delta"]) == 0.024
+    assert float(rendered["temperature_max"]) == 25.0
+    assert float(rendered["humidity"]) == 41.2
+    assert rendered["boards_online"] == "2"
+    assert rendered["mode"] == "controller"
+    assert float(rendered["charge_voltage_limit"]) == 55.2
+    assert float(rendered["charge_current_limit"]) == 0.0
+    assert (rendered["charge_allowed"], rendered["discharge_allowed"]) == ("OFF", "ON")
+    assert rendered["relay_1"] == "ON"
+    assert rendered["relay_3"] == "OFF"
+    assert rendered["relay_2"] == "None"  # the engine reports no relay 2: unknown, not OFF
+    assert [rendered[f"input_{n}"] for n in range(1, 5)] == ["ON", "OFF", "OFF", "ON"]
+    assert rendered["output_2"] == "ON"
+    assert rendered["output_1"] == "None"
+    assert rendered["error_cell_imbalance"] == rendered["error_high_humidity"] == "ON"
+    assert rendered["error_cell_overvoltage"] == "OFF"
+    assert float(rendered["board_1_cell_3_voltage"]) == 3.311
+    assert float(rendered["board_2_cell_1_voltage"]) == 3.287
+    assert rendered["board_1_temperature_2"] == "None"  # sensor missing
+    assert float(rendered["board_1_temperature_3"]) == 25.0
+    assert rendered["board_3_cell_1_voltage"] == "None"  # board offline
+
+
+def test_templates_resolve_before_any_reading() -> None:
+    """A fresh gateway (nothing measured, engine not started) renders only unknowns."""
+    config = make_config(per_cell_entities=True)
+    empty = GatewayState(boards={n: BoardState(board=n) for n in (1, 2, 3)})
+    value_json = state_json(empty, config)
+    for d in entity_descriptions(config):
+        out = render(d.value_template, value_json)
+        if d.key.startswith("error_"):
+            assert out == "OFF"
+        elif d.key in {"boards_online", "mode", "last_update"}:
+            assert out not in {"", "None"}
+        else:
+            assert out == "None", (d.key, out)
+
+
+# --- on a real Mosquitto ----------------------------------------------------------------
+
+
+class Observer:
+    """A second client recording every message under `homeassistant/#`."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._changed = asyncio.Event()
+
+    async def run(self) -> None:
+        async for m in self.client.messages:
+            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+            self.messages.append((m.topic.value, payload, m.retain))
+            self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    def last(self) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for topic, payload, _ in self.messages:
+            out[topic] = payload
+        return out
+
+
+@contextlib.asynccontextmanager
+async def observing(broker: Broker) -> AsyncIterator[Observer]:
+    async with aiomqtt.Client(broker.host, broker.port, identifier="observer") as client:
+        await client.subscribe("homeassistant/#", qos=1)
+        obs = Observer(client)
+        task = asyncio.create_task(obs.run())
+        try:
+            yield obs
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def driving(ext: HomeAssistantDiscovery, broker: Broker) -> AsyncIterator[aiomqtt.Client]:
+    """Drive the extension as the MQTT publisher's contract says: subscribe, connected, route."""
+    async with aiomqtt.Client(broker.host, broker.port, identifier="gateway") as client:
+        for topic in ext.subscriptions():
+            await client.subscribe(topic, qos=1)
+        await ext.on_connected(client)
+
+        async def route() -> None:
+            async for m in client.messages:
+                await ext.on_message(client, m)
+
+        task = asyncio.create_task(route())
+        try:
+            yield client
+        finally:
+            await cancel_for_sure(task)
+
+
+async def cancel_for_sure(task: asyncio.Task[None]) -> None:
+    """Cancel and await a task, repeating the cancel if it was swallowed.
+
+    On Python 3.11, `asyncio.wait_for` (used by aiomqtt's QoS 1 publish) drops a
+    cancellation that races with the PUBACK; the task then waits for the next message.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def retained(broker: Broker, pattern: str = "homeassistant/#") -> dict[str, bytes]:
+    """Everything retained under `pattern` (a fresh subscriber gets exactly that)."""
+    async with aiomqtt.Client(broker.host, broker.port, identifier="late-reader") as client:
+        await client.subscribe(pattern, qos=1)
+        out: dict[str, bytes] = {}
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                async for m in client.messages:
+                    assert m.retain
+                    out[m.topic.value] = m.payload if isinstance(m.payload, bytes) else b""
+        return out
+
+
+async def test_announce_on_a_real_broker(broker: Broker) -> None:
+    config = make_config()
+    ext = HomeAssistantDiscovery(config)
+    expected = {m.topic: m.payload for m in discovery_messages(config)}
+    async with observing(broker) as obs, driving(ext, broker):
+        await obs.wait_for(lambda: set(expected) <= set(obs.last()))
+    assert obs.last() == expected
+    assert await retained(broker) == expected
+    assert ext.announcements >= 1
+    assert ext.removed == []
+
+
+async def test_home_assistant_birth_triggers_reannounce(broker: Broker) -> None:
+    config = make_config()
+    ext = HomeAssistantDiscovery(config)
+    n = len(discovery_messages(config))
+    async with observing(broker) as obs, driving(ext, broker) as client:
+        await obs.wait_for(lambda: len(obs.messages) >= n)
+        assert ext.announcements == 1
+        await client.publish("homeassistant/status", b"offline", qos=1)
+        await client.publish("homeassistant/status", b"online", qos=1)
+        await obs.wait_for(
+            lambda: len([m for m in obs.messages if m[0].endswith("/config")]) >= 2 * n
+        )
+    assert ext.announcements == 2
+    # The re-announce was live (not a retained replay): HA gets it while subscribed.
+    assert sum(1 for _, _, r in obs.messages[-n:] if not r) == n
+
+
+async def test_entities_the_config_no_longer_makes_are_removed(broker: Broker) -> None:
+    # Round 1: per-cell entities on, plus a leftover from an older release.
+    with_cells = make_config(per_cell_entities=True)
+    async with aiomqtt.Client(broker.host, broker.port, identifier="old") as client:
+        await client.publish(
+            "homeassistant/sensor/bms-gateway/retired_thing/config", b'{"name":"x"}', retain=True
+        )
+        for m in discovery_messages(with_cells):
+            await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+        # A different node's config must survive.
+        await client.publish(
+            "homeassistant/sensor/other-node/voltage/config", b'{"name":"y"}', retain=True
+        )
+    before = await retained(broker)
+    assert "homeassistant/sensor/bms-gateway/board_1_cell_1_voltage/config" in before
+
+    # Round 2: per-cell entities off.
+    config = make_config()
+    ext = HomeAssistantDiscovery(config)
+    stale = {t for t in before if "/bms-gateway/" in t} - {m.topic for m in ext.messages}
+    assert len(stale) == 3 * 6 + 1
+    async with observing(broker) as obs, driving(ext, broker):
+        await obs.wait_for(lambda: stale <= {t for t, p, _ in obs.messages if p == b""})
+    after = await retained(broker)
+    assert set(after) == {m.topic for m in ext.messages} | {
+        "homeassistant/sensor/other-node/voltage/config"
+    }
+    assert set(ext.removed) == stale
+
+
+def test_config_payload_is_pure() -> None:
+    config = make_config()
+    d = entity_descriptions(config)[0]
+    assert config_payload(config, d) == config_payload(config, d)
+    assert discovery_messages(config) == discovery_messages(config)
