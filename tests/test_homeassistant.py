@@ -207,14 +207,36 @@ def test_the_table_has_every_required_entity() -> None:
             "sensor", dc, unit, "measurement"
         )  # fmt: skip
     assert keys["boards_online"].entity_category == "diagnostic"
+    config = make_config()
     for n, function in RELAY_FUNCTIONS_DEFAULT.items():
         assert keys[f"relay_{n}"].component == "binary_sensor"
-        assert function.replace("_", " ") in keys[f"relay_{n}"].name.lower()
+        name = config_payload(config, keys[f"relay_{n}"])["name"]
+        assert name == f"{function.replace('_', ' ').capitalize()} (relay {n})"
     for n in range(1, 5):
         assert keys[f"input_{n}"].component == keys[f"output_{n}"].component == "binary_sensor"
     for error in ERROR_NAMES:
         assert keys[f"error_{error}"].device_class == "problem"
     assert {"charge_allowed", "discharge_allowed"} <= set(keys)
+
+
+def test_names_follow_relay_input_and_output_assignments() -> None:
+    config = load_config(
+        overrides={
+            "relays": {"2": "none", "4": "cooler"},
+            "inputs": {"1": {"signal": "battery_cover"}},
+            "outputs": {"3": "critical_error"},
+        },
+        env=False,
+    )
+    names = {m.topic.split("/")[3]: json.loads(m.payload) for m in discovery_messages(config)}
+    assert names["relay_1"]["name"] == "Discharge contactor (relay 1)"
+    assert names["relay_2"]["name"] == "Relay 2"
+    assert names["relay_4"]["name"] == "Cooler (relay 4)"
+    assert names["input_1"]["name"] == "Input 1 (battery cover)"
+    assert names["input_2"]["name"] == "Input 2"
+    assert names["output_3"]["name"] == "Output 3 (critical error)"
+    # The unique_id stays with the relay number: reassigning a relay keeps HA's history.
+    assert names["relay_4"]["unique_id"] == "bms-gateway_relay_4"
 
 
 def test_device_block_and_overrides() -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from gateway import __version__
-from gateway.control.names import ERROR_NAMES, RELAY_FUNCTIONS_DEFAULT
+from gateway.control.names import ERROR_NAMES
 from gateway.publishers.homeassistant_section import HomeAssistantSection
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL = "BMS Main 2.1"
+RELAYS = (1, 2, 3, 4)
 INPUTS = 4  # dry-contact discrete inputs on the board
 OUTPUTS = 4  # +5 V discrete outputs on the board
 
@@ -87,6 +88,7 @@ class EntityDescription:
     icon: str | None = None
     precision: int | None = None  # suggested_display_precision
     has_fn: Callable[[GatewayConfig], bool] = _always
+    name_fn: Callable[[GatewayConfig], str] | None = None  # a name that follows the config
 
 
 def _value(key: str) -> str:
@@ -126,6 +128,32 @@ def _binary(key: str, name: str, template: str, **kw: Any) -> EntityDescription:
     return EntityDescription(
         key=key, component="binary_sensor", name=name, value_template=template, **kw
     )
+
+
+def _relay_name(n: int) -> Callable[[GatewayConfig], str]:
+    def name(config: GatewayConfig) -> str:
+        function = config.relays.functions().get(n, "none")
+        return f"Relay {n}" if function == "none" else f"{_humanize(function)} (relay {n})"
+
+    return name
+
+
+def _input_name(n: int) -> Callable[[GatewayConfig], str]:
+    def name(config: GatewayConfig) -> str:
+        signal = config.inputs.assignments()[n].signal
+        return f"Input {n}" if signal == "none" else f"Input {n} ({_humanize(signal).lower()})"
+
+    return name
+
+
+def _output_name(n: int) -> Callable[[GatewayConfig], str]:
+    def name(config: GatewayConfig) -> str:
+        function = config.outputs.functions().get(n, "none")
+        return (
+            f"Output {n}" if function == "none" else f"Output {n} ({_humanize(function).lower()})"
+        )
+
+    return name
 
 
 M = "measurement"
@@ -170,18 +198,18 @@ DESCRIPTIONS: tuple[EntityDescription, ...] = (
             _tristate("value_json.signals.discharge_allowed"), icon="mdi:battery-arrow-down"),
     # --- relays (by function), discrete inputs and outputs ----------------------------
     *(
-        _binary(f"relay_{n}", f"{_humanize(function)} (relay {n})",
-                _tristate(_listed("relays", "relay", n, "closed")), icon="mdi:electric-switch")
-        for n, function in sorted(RELAY_FUNCTIONS_DEFAULT.items())
+        _binary(f"relay_{n}", f"Relay {n}", _tristate(_listed("relays", "relay", n, "closed")),
+                icon="mdi:electric-switch", name_fn=_relay_name(n))
+        for n in RELAYS
     ),
     *(
         _binary(f"input_{n}", f"Input {n}", _tristate(_listed("inputs", "input", n, "closed")),
-                icon="mdi:electric-switch")
+                icon="mdi:electric-switch", name_fn=_input_name(n))
         for n in range(1, INPUTS + 1)
     ),
     *(
         _binary(f"output_{n}", f"Output {n}", _tristate(_listed("outputs", "output", n, "on")),
-                icon="mdi:export")
+                icon="mdi:export", name_fn=_output_name(n))
         for n in range(1, OUTPUTS + 1)
     ),
     # --- one problem sensor per protection/error ---------------------------------------
@@ -285,7 +313,7 @@ def config_payload(config: GatewayConfig, desc: EntityDescription) -> dict[str, 
     """Return the discovery config object of one entity."""
     node = node_id(config)
     payload: dict[str, Any] = {
-        "name": desc.name,
+        "name": desc.name_fn(config) if desc.name_fn else desc.name,
         "unique_id": f"{node}_{desc.key}",
         "state_topic": state_topic(config),
         "value_template": desc.value_template,
