@@ -179,8 +179,8 @@ def main2x_values(state: GatewayState, wall: str) -> dict[str, PointValue]:
                 "main2x.current_sensor_reference_line_v", "main2x.max_charge_current_a",
                 "main2x.max_discharge_current_a"):  # fmt: skip
         v.setdefault(key, math.nan)
-    for name in ERROR_NAMES:
-        v[f"error.{name}"] = name in ctl.errors_active
+    for name in ERROR_NAMES:  # the engine's errors, plus errors raised by a bridged board
+        v[f"error.{name}"] = name in ctl.errors_active or state.points.get(f"error.{name}") is True
     for n in range(1, 5):
         sw = ctl.outputs.get(n)
         v[f"output.{n}"] = bool(sw.on) if sw is not None else bool(v.get(f"output.{n}", False))
@@ -222,7 +222,8 @@ def extension_values(state: GatewayState, bridge: bool) -> dict[str, PointValue]
         v[f"ext.output.{n}"] = out is not None and out.on
         v[f"ext.input.{n}"] = len(state.inputs) >= n and bool(state.inputs[n - 1])
     for name in ERROR_NAMES:
-        v[f"ext.error.{name}"] = name in ctl.errors_active
+        raised = state.points.get(f"error.{name}") is True
+        v[f"ext.error.{name}"] = name in ctl.errors_active or raised
     for name in SIGNAL_NAMES:
         v[f"ext.signal.{name}"] = bool(ctl.signals.get(name))
     mask = 0

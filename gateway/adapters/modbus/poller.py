@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +24,18 @@ from gateway.protocols.modbus_profile import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _raise_if_cancelling() -> None:
+    """Re-raise a cancellation that pymodbus swallowed.
+
+    pymodbus awaits `asyncio.wait_for` internally; on Python 3.11 that can eat a
+    cancellation arriving together with the reply, and the poll loop would then block on
+    its next sleep and hang shutdown. `Task.cancelling()` still remembers the request.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class RegisterReader(Protocol):
@@ -124,6 +137,7 @@ class DevicePoller:
         values: dict[str, PointValue] = {}
         failure: str | None = None
         for block in self.plan:
+            _raise_if_cancelling()
             if (self.cycle - 1) % block.every:
                 continue
             self._metrics.requests.labels(device=self.name).inc()
@@ -144,6 +158,7 @@ class DevicePoller:
                 self._metrics.decode_problems.labels(device=self.name).inc(len(problems))
                 log.debug("%s: %s", self.name, "; ".join(problems))
             values.update(decoded)
+        _raise_if_cancelling()
         now = self._clock.now()
         if values:
             self._publish(values, now)

@@ -119,7 +119,8 @@ class ModbusLink:
         self.close()
         client = self._make_client()
         try:
-            ok = await asyncio.wait_for(client.connect(), self.device.timeout_s + 1.0)
+            async with asyncio.timeout(self.device.timeout_s + 1.0):  # not wait_for: 3.11
+                ok = await client.connect()  # wait_for can swallow a cancellation
         except (TimeoutError, OSError, ModbusException) as err:
             client.close()
             raise ModbusConnectError(f"{self.endpoint}: cannot connect: {err}") from None
@@ -138,9 +139,8 @@ class ModbusLink:
         client = await self._connected()
         call = client.read_input_registers if function == 4 else client.read_holding_registers
         try:
-            reply = await asyncio.wait_for(
-                call(address, count=count, device_id=self.unit_id), self.device.timeout_s + 1.0
-            )
+            async with asyncio.timeout(self.device.timeout_s + 1.0):
+                reply = await call(address, count=count, device_id=self.unit_id)
         except (TimeoutError, ModbusIOException) as err:
             self.close()  # a late reply would be taken for the next request's answer
             raise ModbusTimeoutError(f"{self.endpoint}: no reply to 0x{address:04X}") from err
