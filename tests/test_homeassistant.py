@@ -521,3 +521,66 @@ def test_config_payload_is_pure() -> None:
     d = entity_descriptions(config)[0]
     assert config_payload(config, d) == config_payload(config, d)
     assert discovery_messages(config) == discovery_messages(config)
+
+
+# --- end to end: the whole gateway (simulator, engine, MQTT publisher) on Mosquitto -----
+
+
+async def test_gateway_end_to_end_templates_resolve_against_the_published_state(
+    broker: Broker, tmp_path: Path
+) -> None:
+    from gateway.app import run_gateway
+
+    config = load_config(
+        overrides={
+            "gateway": {"id": "gw-ha", "state_dir": str(tmp_path / "state")},
+            "mqtt": {"host": broker.host, "port": broker.port, "publish_interval_s": 0.2},
+            "metrics": {"port": 0},
+            "logic": {"boards": 2, "cells_per_board": 4, "poll_interval_s": 0.1},
+            "homeassistant": {"per_cell_entities": True},
+        },
+        env=False,
+    )
+    expected = {m.topic: m.payload for m in discovery_messages(config)}
+    states: list[dict[str, Any]] = []
+
+    def complete(s: dict[str, Any]) -> bool:
+        return s["boards_online"] == 2 and s["soc"] is not None and len(s["relays"]) == 4
+
+    async with aiomqtt.Client(broker.host, broker.port, identifier="ha") as ha:
+        await ha.subscribe("homeassistant/#", qos=1)
+        await ha.subscribe("bms/gw-ha/#", qos=1)
+        gateway = asyncio.create_task(run_gateway(config))
+        configs: dict[str, bytes] = {}
+        try:
+            async with asyncio.timeout(20):
+                async for m in ha.messages:
+                    payload = m.payload if isinstance(m.payload, bytes) else b""
+                    if m.topic.value.endswith("/config"):
+                        configs[m.topic.value] = payload
+                    elif m.topic.value == "bms/gw-ha/state":
+                        states.append(json.loads(payload))
+                    if set(expected) <= set(configs) and any(map(complete, states)):
+                        break
+        finally:
+            await cancel_for_sure(gateway)
+    assert configs == expected
+    value_json = next(s for s in reversed(states) if s["boards_online"] == 2)
+    for topic, payload in configs.items():
+        p = json.loads(payload)
+        out = render(p["value_template"], value_json)
+        if "/binary_sensor/" in topic:
+            assert out in {"ON", "OFF", "None"}, (topic, out)
+        elif "state_class" in p:
+            assert (
+                out != "None"
+                or p["unique_id"].endswith(("_soc", "_humidity"))
+                or ("limit" in p["unique_id"])
+            ), (topic, out)
+            _numeric_or_none(out)
+    assert float(render("{{ value_json.voltage }}", value_json)) > 0
+    cell = json.loads(configs["homeassistant/sensor/gw-ha/board_2_cell_4_voltage/config"])
+    assert (
+        float(render(cell["value_template"], value_json))
+        == value_json["boards"][1]["cell_voltages"][3]
+    )
