@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from gateway.config import GatewayConfig
 from gateway.control import build_engine
-from gateway.core import registry
+from gateway.core import registry, sdnotify
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
@@ -114,6 +114,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
             tg.create_task(summary_loop(ctx), name="summary")
             for c in components:
                 tg.create_task(c.run(), name=c.name)
+            tg.create_task(sdnotify.supervise(ctx.registry, ctx.clock), name="sdnotify")
 
 
 def main_run(config: GatewayConfig) -> int:
