@@ -6,7 +6,13 @@ Prometheus publisher; this module holds only counters that components increment.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Seconds. A Logic board reply takes ~5-20 ms of wire time at 115,200 Bd, up to the timeout.
+POLL_LATENCY_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+# Seconds from the first sample beyond a limit to the relay command: the configured set
+# delay (typically 0-10 s) plus the engine's own latency.
+REACTION_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
 class Health:
@@ -38,6 +44,20 @@ class Health:
         )
         self.mqtt_connected = Gauge(
             "bms_mqtt_connected", "1 while connected to the broker.", registry=registry
+        )
+        self.poll_latency = Histogram(
+            "bms_logic_poll_latency_seconds",
+            "Time from sending a Logic board request to its decoded reply (answered polls).",
+            buckets=POLL_LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.protection_reaction = Histogram(
+            "bms_protection_reaction_seconds",
+            "Time from the first sample beyond a protection limit to the relay command it "
+            "caused (includes the configured set delay), by error.",
+            ["error"],
+            buckets=REACTION_BUCKETS_S,
+            registry=registry,
         )
 
     def count_bus_drop(self, subscriber: str) -> None:
