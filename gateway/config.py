@@ -27,6 +27,8 @@ class Section(BaseModel):
 
 
 # Sections owned by subsystems import `Section` from here, so they are imported after it.
+from gateway.adapters.can.config import CanSection  # noqa: E402
+from gateway.adapters.modbus.config import ModbusSection  # noqa: E402
 from gateway.control.settings import (  # noqa: E402
     BalancingSection,
     ChargeControlSection,
@@ -50,8 +52,6 @@ from gateway.hal.settings import (  # noqa: E402
     HumiditySensorSection,
     TemperatureSensorSection,
 )
-from gateway.adapters.modbus.config import ModbusSection  # noqa: E402
-from gateway.adapters.can.config import CanSection  # noqa: E402
 from gateway.publishers.modbus_server_section import ModbusServerSection  # noqa: E402
 
 
