@@ -32,6 +32,7 @@ from gateway.publishers.homeassistant import (
 )
 from gateway.publishers.payloads import encode, state_message
 from tests.support.broker import Broker
+from tests.support.tasks import cancel_for_sure
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -429,19 +430,6 @@ async def driving(ext: HomeAssistantDiscovery, broker: Broker) -> AsyncIterator[
             yield client
         finally:
             await cancel_for_sure(task)
-
-
-async def cancel_for_sure(task: asyncio.Task[None]) -> None:
-    """Cancel and await a task, repeating the cancel if it was swallowed.
-
-    On Python 3.11, `asyncio.wait_for` (used by aiomqtt's QoS 1 publish) drops a
-    cancellation that races with the PUBACK; the task then waits for the next message.
-    """
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def retained(broker: Broker, pattern: str = "homeassistant/#") -> dict[str, bytes]:
