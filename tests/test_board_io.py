@@ -233,10 +233,11 @@ async def test_service_opens_relays_when_the_lease_lapses_and_on_shutdown(
     running.append(task)
     await clock.settle()
     # the engine's cycle: renew for lease_s, close relays 1 and 3
-    relays.renew_lease(clock.now() + ctx.config.drivers.lease_s)
+    lease_s = 1.0
+    relays.renew_lease(clock.now() + lease_s)
     relays.set_relay(1, True)
     relays.set_relay(3, True)
-    await clock.advance(ctx.config.drivers.lease_s - 0.05)
+    await clock.advance(lease_s - 0.05)
     assert relays.relay_closed(1) and relays.relay_closed(3)
     # the engine dies: nobody renews; the watchdog opens everything
     await clock.advance(0.2)

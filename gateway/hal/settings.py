@@ -53,14 +53,12 @@ class DriversSection(Section):
     indicators: DriverChoice = Field(
         default_factory=DriverChoice, description="Indicators DS2-DS8."
     )
-    lease_s: float = Field(
-        2.0,
-        gt=0,
-        le=60,
-        description="Relay lease the engine renews every cycle; when it lapses every relay opens.",
-    )
     lease_check_interval_s: float = Field(
-        0.1, gt=0, le=10, description="How often the driver service checks the relay lease."
+        0.1,
+        gt=0,
+        le=10,
+        description="How often the driver service checks the relay lease (its length is "
+        "`engine.relay_lease_s`, renewed by the control engine every cycle).",
     )
 
     @model_validator(mode="after")
