@@ -177,9 +177,19 @@ async def test_driver_errors_are_counted_logged_once_and_never_fatal(
     assert [e.closed for e in events if isinstance(e, InputsRead)] == [(False, True, False, False)]
 
 
+async def test_sim_drivers_without_a_simulator_invent_nothing() -> None:
+    ctx = _ctx(None)  # e.g. a real logic.port with the default (sim) drivers
+    assert ctx.drivers.adc is None
+    sub = _sub(ctx)
+    board_io.BoardIo(ctx).poll_once()
+    assert _drain(sub) == []
+
+
 async def test_no_adc_means_only_inputs() -> None:
     ctx = _ctx(None)
-    assert ctx.drivers.adc is None
+    inputs = _BrokenInputs()
+    inputs.broken = False
+    ctx.drivers.inputs = inputs
     sub = _sub(ctx)
     board_io.BoardIo(ctx).poll_once()
     assert [type(e) for e in _drain(sub)] == [InputsRead]

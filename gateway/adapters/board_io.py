@@ -4,10 +4,11 @@ Every `board_io.poll_interval_s` on the gateway clock it reads the ADC driver (w
 configured), turns Vcs/Vref into amperes and Vhs/Vts into %RH and °C
 (`gateway.protocols.analog`), and publishes `PackMeasured` (with `extra` vcs_v, vref_v,
 vhs_v, vts_v, current_sensor_fault) plus `PointsRead(source="board_io")` with the same raw
-values; then it reads the inputs driver and publishes `InputsRead`. Driver errors are
-counted in `bms_driver_errors_total{concern,kind}` and logged once per transition; they
-never stop the loop. An implausible current sensor publishes no current (so the engine sees
-it go stale) and `current_sensor_fault = 1`.
+values; then it reads the inputs driver and publishes `InputsRead`. `sim` inputs without a
+simulator would report made-up contacts, so they are not published (just as there is no
+`sim` ADC then). Driver errors are counted in `bms_driver_errors_total{concern,kind}` and
+logged once per transition; they never stop the loop. An implausible current sensor
+publishes no current (so the engine sees it go stale) and `current_sensor_fault = 1`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prometheus_client import Counter
 
 from gateway.core.events import InputsRead, PackMeasured, PointsRead
 from gateway.hal.base import INPUT_COUNT
+from gateway.hal.sim import SimInputs
 from gateway.protocols import analog
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ class BoardIo:
         interval = self.ctx.config.board_io.poll_interval_s
         if self.ctx.drivers.adc is None:
             log.info("no ADC driver configured: no current, humidity or temperature readings")
+        if _invented(self.ctx.drivers.inputs):
+            log.info("sim inputs without a simulator: the discrete inputs are not published")
         next_s = clock.now()
         while True:
             self.poll_once()
@@ -80,7 +84,8 @@ class BoardIo:
         """Read the ADC and the inputs once and publish what was read."""
         if self.ctx.drivers.adc is not None:
             self._poll_adc()
-        self._poll_inputs()
+        if not _invented(self.ctx.drivers.inputs):
+            self._poll_inputs()
 
     # --- ADC ------------------------------------------------------------------------
 
@@ -189,6 +194,11 @@ class BoardIo:
             log.warning("%s driver failing: %s", concern, detail)
         else:
             log.info("%s driver recovered", concern)
+
+
+def _invented(inputs: object) -> bool:
+    """True for `sim` inputs with no pack model: they would report made-up contacts."""
+    return isinstance(inputs, SimInputs) and inputs.pack is None
 
 
 def _curve(section: SensorCurveSection, volts: float | None) -> float | None:
