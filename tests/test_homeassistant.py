@@ -572,3 +572,13 @@ async def test_gateway_end_to_end_templates_resolve_against_the_published_state(
         float(render(cell["value_template"], value_json))
         == value_json["boards"][1]["cell_voltages"][3]
     )
+
+
+def test_docs_list_every_entity_and_config_key() -> None:
+    from gateway.publishers.homeassistant_section import HomeAssistantSection
+
+    doc = (Path(__file__).parent.parent / "docs" / "home-assistant.md").read_text()
+    for d in DESCRIPTIONS:
+        assert f"| `{d.key}` |" in doc, d.key
+    for key in HomeAssistantSection.model_fields:
+        assert f"`homeassistant.{key}`" in doc, key
