@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
 from gateway.core.state import StateStore
+from gateway.core.supervise import run_tasks
 from gateway.hal.drivers import build_drivers
 from gateway.sim.pack import PackModel
 
@@ -109,12 +111,29 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     async with _logic_port(config) as (cfg, pack):
         ctx = build_context(cfg, clock, pack)
         components = build_components(ctx)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(ctx.store.run(), name="state")
-            tg.create_task(summary_loop(ctx), name="summary")
-            for c in components:
-                tg.create_task(c.run(), name=c.name)
-            tg.create_task(sdnotify.supervise(ctx.registry, ctx.clock), name="sdnotify")
+        await run_tasks(
+            [
+                ("state", ctx.store.run()),
+                ("summary", summary_loop(ctx)),
+                *((c.name, c.run()) for c in components),
+                ("sdnotify", sdnotify.supervise(ctx.registry, ctx.clock)),
+            ]
+        )
+
+
+SHUTDOWN_DEADLINE_S = 1.8
+
+
+def _force_exit() -> None:
+    """Last resort when a task ignores cancellation: leave now (the OS releases the lines)."""
+    pending = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
+    log.error(
+        "shutdown took longer than %.1f s (still running: %s); exiting",
+        SHUTDOWN_DEADLINE_S,
+        pending,
+    )
+    logging.shutdown()
+    os._exit(1)
 
 
 def main_run(config: GatewayConfig) -> int:
@@ -124,8 +143,13 @@ def main_run(config: GatewayConfig) -> int:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
+
+        def _stop() -> None:
+            task.cancel()
+            loop.call_later(SHUTDOWN_DEADLINE_S, _force_exit)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, _stop)
         with contextlib.suppress(asyncio.CancelledError):
             await run_gateway(config)
         log.info("stopped")

@@ -61,7 +61,7 @@ def shipped(name: str) -> Database:
     """Load one of the DBC files shipped in the package (`inverter`, `charger_j1939`, ...)."""
     if name not in SHIPPED:
         raise KeyError(name)
-    text = resources.files("gateway.adapters.can").joinpath("dbc", f"{name}.dbc").read_text()
+    text = resources.files("gateway.adapters.can").joinpath("dbc_files", f"{name}.dbc").read_text()
     db = cantools.database.load_string(text, database_format="dbc")
     assert isinstance(db, Database)
     return db

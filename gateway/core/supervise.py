@@ -1,0 +1,48 @@
+"""Own a set of long-running tasks and make sure they really stop.
+
+Every task runs in one `asyncio.TaskGroup`: a crash in one cancels its siblings. On Python
+3.11 a task can swallow a cancellation (a library's `asyncio.wait_for` that completes in the
+same loop iteration as the cancel), so when the group is cancelled a reaper keeps cancelling
+the children that are still running until they are all done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RECANCEL_INTERVAL_S = 0.1  # real time: shutdown must not depend on a (possibly virtual) clock
+_reapers: set[asyncio.Task[None]] = set()
+
+
+async def run_tasks(named: Iterable[tuple[str, Coroutine[Any, Any, Any]]]) -> None:
+    """Run every coroutine as a named task until cancelled or until one fails."""
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(coro, name=name) for name, coro in named]
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            reaper = asyncio.get_running_loop().create_task(_reap(tasks), name="reaper")
+            _reapers.add(reaper)
+            reaper.add_done_callback(_reapers.discard)
+            raise
+
+
+async def _reap(tasks: list[asyncio.Task[Any]]) -> None:
+    rounds = 0
+    while True:
+        await asyncio.sleep(RECANCEL_INTERVAL_S)
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            return
+        rounds += 1
+        if rounds == 5:
+            log.warning(
+                "tasks still stopping after cancel: %s", ", ".join(t.get_name() for t in pending)
+            )
+        for t in pending:
+            t.cancel()
