@@ -228,8 +228,11 @@ class GatewayConfig(BaseSettings):
 
     @property
     def embedded_simulator(self) -> bool:
-        """True when the gateway runs against its in-process simulator."""
-        return self.logic.port is None
+        """True when the gateway runs against its in-process Logic simulator.
+
+        In bridge mode a real BMS Main 2.x owns the Logic bus, so there is none.
+        """
+        return self.logic.port is None and self.gateway.mode == "controller"
 
 
 def format_validation_error(err: ValidationError) -> list[str]:
