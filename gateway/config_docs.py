@@ -82,7 +82,7 @@ def _models_in(annotation: Any) -> list[tuple[str, type[BaseModel]]]:
 def _rows(model: type[BaseModel], prefix: str, seen: set[str]) -> list[str]:
     rows: list[str] = []
     for name, field in model.model_fields.items():
-        key = f"{prefix}{name}"
+        key = f"{prefix}{field.alias or name}"
         nested = _models_in(field.annotation)
         desc = (field.description or "").replace("\n", " ").replace("|", "\\|")
         if nested and all(s == "" for s, _ in nested) and len(nested) == 1:
