@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -107,6 +107,17 @@ def validate_choice(concern: str, backend_name: str, options: dict[str, Any]) ->
     except ValidationError as err:
         lines = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
         raise ValueError(f"{concern} ({backend_name}): {lines}") from err
+
+
+def check_names(kind: str, names: Iterable[str], known: Sequence[str]) -> None:
+    """Reject option keys outside `known` (for the backends' option validators).
+
+    Raises:
+        ValueError: some of `names` are unknown (the message lists the valid ones).
+    """
+    unknown = set(names) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {kind} {sorted(unknown)}; use {', '.join(known)}")
 
 
 class LeasedRelays(ABC):

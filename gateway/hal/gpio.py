@@ -26,6 +26,7 @@ from gateway.hal.backend import (
     Indicators,
     LeasedRelays,
     Outputs,
+    check_names,
 )
 from gateway.hal.base import INDICATORS, INPUT_COUNT, OUTPUT_COUNT, RELAY_COUNT
 
@@ -69,9 +70,7 @@ class GpioIndicatorOptions(GpioLines):
     @field_validator("lines")
     @classmethod
     def _names(cls, v: dict[str, int]) -> dict[str, int]:
-        unknown = set(v) - set(INDICATORS)
-        if unknown:
-            raise ValueError(f"unknown indicators {sorted(unknown)}; use {', '.join(INDICATORS)}")
+        check_names("indicators", v, INDICATORS)
         if len(set(v.values())) != len(v):
             raise ValueError("lines: duplicate offset")
         return v

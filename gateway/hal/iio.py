@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from gateway.config import Section
-from gateway.hal.backend import DriverEnv, DriverError
+from gateway.hal.backend import DriverEnv, DriverError, check_names
 from gateway.hal.base import ADC_CHANNELS
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,7 @@ class IioOptions(Section):
 
     @model_validator(mode="after")
     def _check(self) -> IioOptions:
-        unknown = set(self.channels) - set(ADC_CHANNELS)
-        if unknown:
-            raise ValueError(f"unknown channels {sorted(unknown)}; use {', '.join(ADC_CHANNELS)}")
+        check_names("channels", self.channels, ADC_CHANNELS)
         if self.device is None and self.name is None:
             self.device = "iio:device0"
         return self

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from gateway.config import Section
-from gateway.hal.backend import DriverEnv, DriverError, Indicators, LeasedRelays, Outputs
+from gateway.hal.backend import (
+    DriverEnv,
+    DriverError,
+    Indicators,
+    LeasedRelays,
+    Outputs,
+    check_names,
+)
 from gateway.hal.base import ADC_CHANNELS, INDICATORS, INPUT_COUNT, OUTPUT_COUNT, RELAY_COUNT
 
 if TYPE_CHECKING:
@@ -76,9 +83,7 @@ class ModbusIndicatorOptions(ModbusLinkOptions):
     @field_validator("coils")
     @classmethod
     def _names(cls, v: dict[str, int]) -> dict[str, int]:
-        unknown = set(v) - set(INDICATORS)
-        if unknown:
-            raise ValueError(f"unknown indicators {sorted(unknown)}; use {', '.join(INDICATORS)}")
+        check_names("indicators", v, INDICATORS)
         return v
 
 
@@ -121,9 +126,7 @@ class ModbusAdcOptions(ModbusLinkOptions):
     @field_validator("channels")
     @classmethod
     def _names(cls, v: dict[str, ModbusAdcChannel]) -> dict[str, ModbusAdcChannel]:
-        unknown = set(v) - set(ADC_CHANNELS)
-        if unknown:
-            raise ValueError(f"unknown channels {sorted(unknown)}; use {', '.join(ADC_CHANNELS)}")
+        check_names("channels", v, ADC_CHANNELS)
         return v
 
 
@@ -281,7 +284,27 @@ class CoilWriter:
             log.error("could not switch Modbus coils off: %s", err)
 
 
-class ModbusRelays(Polled, LeasedRelays):
+class CoilDriven(Polled):
+    """Mixin: a switch driver whose `_write` records a coil state for the next sync."""
+
+    writer: CoilWriter
+    _closed_down: bool
+
+    def _write(self, name: Any, on: bool, /) -> None:
+        self.writer.want(name, on)
+        self._poke()
+
+    def sync_once(self) -> None:
+        """Write changed coils."""
+        if not self._closed_down:
+            self.writer.sync()
+
+    def _release(self) -> None:
+        self.writer.all_off_now()
+        self.link.release()
+
+
+class ModbusRelays(CoilDriven, LeasedRelays):
     """Relays 1-4 on a relay module's coils."""
 
     def __init__(self, opts: ModbusCoilOptions, link: ModbusLink) -> None:
@@ -293,21 +316,8 @@ class ModbusRelays(Polled, LeasedRelays):
         )
         self._start()
 
-    def _write(self, relay: int, closed: bool) -> None:
-        self.writer.want(relay, closed)
-        self._poke()
 
-    def sync_once(self) -> None:
-        """Write changed coils."""
-        if not self._closed_down:
-            self.writer.sync()
-
-    def _release(self) -> None:
-        self.writer.all_off_now()
-        self.link.release()
-
-
-class ModbusOutputs(Polled, Outputs):
+class ModbusOutputs(CoilDriven, Outputs):
     """Discrete outputs 1-4 on coils."""
 
     def __init__(self, opts: ModbusCoilOptions, link: ModbusLink) -> None:
@@ -319,21 +329,8 @@ class ModbusOutputs(Polled, Outputs):
         )
         self._start()
 
-    def _write(self, name: Any, on: bool) -> None:
-        self.writer.want(name, on)
-        self._poke()
 
-    def sync_once(self) -> None:
-        """Write changed coils."""
-        if not self._closed_down:
-            self.writer.sync()
-
-    def _release(self) -> None:
-        self.writer.all_off_now()
-        self.link.release()
-
-
-class ModbusIndicators(Polled, Indicators):
+class ModbusIndicators(CoilDriven, Indicators):
     """Indicators on coils (unmapped ones stay in memory)."""
 
     def __init__(self, opts: ModbusIndicatorOptions, link: ModbusLink) -> None:
@@ -342,19 +339,6 @@ class ModbusIndicators(Polled, Indicators):
         self.link = link
         self.writer = CoilWriter(link, opts.device_id, dict(opts.coils))
         self._start()
-
-    def _write(self, name: Any, on: bool) -> None:
-        self.writer.want(name, on)
-        self._poke()
-
-    def sync_once(self) -> None:
-        """Write changed coils."""
-        if not self._closed_down:
-            self.writer.sync()
-
-    def _release(self) -> None:
-        self.writer.all_off_now()
-        self.link.release()
 
 
 class ModbusInputs(Polled):

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from gateway.config import Section
-from gateway.hal.backend import DriverEnv, DriverError, Indicators
+from gateway.hal.backend import DriverEnv, DriverError, Indicators, check_names
 from gateway.hal.base import INDICATORS
 
 
@@ -28,9 +28,7 @@ class SysfsLedOptions(Section):
 
     @model_validator(mode="after")
     def _check(self) -> SysfsLedOptions:
-        unknown = set(self.leds) - set(INDICATORS)
-        if unknown:
-            raise ValueError(f"unknown indicators {sorted(unknown)}; use {', '.join(INDICATORS)}")
+        check_names("indicators", self.leds, INDICATORS)
         return self
 
 
