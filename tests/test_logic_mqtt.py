@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from gateway.adapters.logic import LogicAdapter
@@ -21,19 +17,13 @@ from gateway.publishers.mqtt import MqttPublisher
 from gateway.sim.embedded import embedded_simulator
 from gateway.sim.pack import PackModel
 from tests.support.broker import Broker
+from tests.support.mqtt import watching
+from tests.support.tasks import running
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.broker
 
 BOARDS, CELLS = 3, 16
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
-    """Poll a condition that real I/O will make true."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
@@ -60,38 +50,8 @@ async def gateway(broker: Broker) -> AsyncIterator[tuple[GatewayContext, PackMod
         for b in range(1, BOARDS + 1):  # a distinct voltage per cell exposes any mix-up
             for c in range(1, CELLS + 1):
                 pack.force_cell_voltage(b, c, 3.1 + b * 0.05 + c * 0.0071)
-        components = [LogicAdapter(ctx), MqttPublisher(ctx)]
-        tasks = [asyncio.create_task(ctx.store.run())]
-        tasks += [asyncio.create_task(c.run(), name=c.name) for c in components]
-        try:
+        async with running(ctx, LogicAdapter(ctx), MqttPublisher(ctx)):
             yield ctx, pack
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-
-
-@contextlib.asynccontextmanager
-async def watching(broker: Broker, topic: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """Collect every JSON message on `topic` from an independent client."""
-    got: list[dict[str, Any]] = []
-    async with aiomqtt.Client(broker.host, broker.port) as client:
-        await client.subscribe(topic, qos=1)
-
-        async def receive() -> None:
-            async for m in client.messages:
-                assert isinstance(m.payload, bytes)
-                got.append(json.loads(m.payload))
-
-        task = asyncio.create_task(receive())
-        try:
-            yield got
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def complete(message: dict[str, Any]) -> bool:

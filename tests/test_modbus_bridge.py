@@ -9,17 +9,13 @@ replies and wrong byte counts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import shutil
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiomqtt
 import pytest
 from prometheus_client import CollectorRegistry
 from pymodbus.client import AsyncModbusTcpClient
@@ -51,18 +47,12 @@ from gateway.sim.main2x import Main2xSimulator, serve_main2x
 from gateway.sim.pack import PackModel
 from tests.support.broker import Broker, free_port
 from tests.support.modbus_fault_proxy import FaultProxy
+from tests.support.mqtt import watching
+from tests.support.tasks import running
+from tests.support.waiting import until
 
 MBPOLL = shutil.which("mbpoll")
 SOCAT = shutil.which("socat")
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
-    """Poll a condition that real I/O will make true."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def real32(regs: list[int]) -> float:
@@ -82,40 +72,6 @@ def simulated_pack() -> tuple[PackModel, Main2xSimulator]:
     sim.errors.add("error.high_humidity")
     sim.outputs[1] = True
     return pack, sim
-
-
-@contextlib.asynccontextmanager
-async def running(ctx: GatewayContext, *components: Any) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(ctx.store.run())]
-    tasks += [asyncio.create_task(c.run(), name=c.name) for c in components]
-    try:
-        yield
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-
-
-@contextlib.asynccontextmanager
-async def watching(broker: Broker, topic: str) -> AsyncIterator[list[dict[str, Any]]]:
-    got: list[dict[str, Any]] = []
-    async with aiomqtt.Client(broker.host, broker.port) as client:
-        await client.subscribe(topic, qos=1)
-
-        async def receive() -> None:
-            async for m in client.messages:
-                assert isinstance(m.payload, bytes)
-                got.append(json.loads(m.payload))
-
-        task = asyncio.create_task(receive())
-        try:
-            yield got
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def read_ir(port: int, address: int, count: int, unit: int = 32) -> list[int]:

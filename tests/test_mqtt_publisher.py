@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from gateway.core.events import BoardScanned, ErrorCleared, ErrorRaised, Notice,
 from gateway.publishers.mqtt import MqttExtension, MqttPublisher, create
 from gateway.publishers.payloads import state_message
 from tests.support.broker import Broker
+from tests.support.waiting import until as wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -74,13 +75,7 @@ def metric(ctx: GatewayContext, name: str, **labels: str) -> float:
     return ctx.registry.get_sample_value(name, labels) or 0.0
 
 
-async def until(predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    """Poll a condition that real I/O will make true (fails after `timeout_s`)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+until = functools.partial(wait_until, timeout_s=WAIT_S, poll_s=0.01)
 
 
 @contextlib.asynccontextmanager

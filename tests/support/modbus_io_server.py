@@ -9,7 +9,6 @@ short blocking write from the caller's thread.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from dataclasses import dataclass, field
 
@@ -17,6 +16,8 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
+
+from tests.support.broker import free_port
 
 SIZE = 32  # bits / registers of each table
 
@@ -64,14 +65,6 @@ class IoModule:
             simdata=(bits, list(bits), list(regs), list(regs)),
             action=action,
         )
-
-
-def free_port() -> int:
-    """Return a free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class ModbusIoServer:

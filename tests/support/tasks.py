@@ -1,10 +1,14 @@
-"""Task helpers for tests."""
+"""Task helpers for tests: stubborn cancellation, components running for one block."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.core.context import GatewayContext
 
 
 async def cancel_for_sure(task: asyncio.Task[Any], retry_s: float = 0.5) -> int:
@@ -21,3 +25,18 @@ async def cancel_for_sure(task: asyncio.Task[Any], retry_s: float = 0.5) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return attempts
+
+
+@contextlib.asynccontextmanager
+async def running(ctx: GatewayContext, *components: Any) -> AsyncIterator[None]:
+    """Run the state store and `components` while the block runs; cancel them after."""
+    tasks = [asyncio.create_task(ctx.store.run())]
+    tasks += [asyncio.create_task(c.run(), name=c.name) for c in components]
+    try:
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t

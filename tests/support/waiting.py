@@ -1,0 +1,20 @@
+"""Poll-with-timeout for conditions that real I/O (sockets, threads, a broker) makes true."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+
+async def until(
+    predicate: Callable[[], bool], what: str, timeout_s: float = 15.0, poll_s: float = 0.02
+) -> None:
+    """Poll `predicate` until it is true; fail the test naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(poll_s)
