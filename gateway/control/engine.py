@@ -31,6 +31,7 @@ from gateway.control.limits import LimitInputs, LimitParams, LimitRamp, target_l
 from gateway.control.measure import (
     CHARGER_CONNECTED_POINT,
     ERROR_POINT_PREFIX,
+    ERROR_RESET_POINT,
     Measurements,
     measure,
 )
@@ -126,6 +127,8 @@ class Engine:
         self._reasons: dict[str, tuple[tuple[str, ...], Any, float]] = {}
         self._switch_since: dict[str, float] = {}
         self._pending: list[Notice] = []
+        # `request.error_reset` is a counter: the value at start is the baseline.
+        self._reset_seen = self._reset_counter() or 0.0
         self.state_dir = config.gateway.state_dir
         self.latched = load_latched(self.state_dir)
         for name, info in self.latched.items():
@@ -153,6 +156,37 @@ class Engine:
         self.latched.pop(name, None)
         save_latched(self.state_dir, self.latched)
         return True
+
+    def reset_errors(self, now_s: float) -> tuple[list[str], list[str]]:
+        """An error reset: acknowledge every latched error whose condition has cleared.
+
+        A latched error whose breach (or unknown data) is still present, or whose value is
+        still between its trip and release thresholds, stays latched. Returns the names
+        cleared and the names kept.
+        """
+        cleared: list[str] = []
+        kept: list[str] = []
+        for name in ERROR_NAMES:
+            e = self.errors[name]
+            if not (e.active and e.latched):
+                continue
+            if e.bad_since_s is None and e.ok_since_s is not None:
+                self.acknowledge(name, now_s)
+                cleared.append(name)
+            else:
+                kept.append(name)
+        log.warning(
+            "error reset requested: cleared %s; still present %s",
+            ", ".join(cleared) or "none",
+            ", ".join(kept) or "none",
+        )
+        return cleared, kept
+
+    def _reset_counter(self) -> float | None:
+        value = self.state.points.get(ERROR_RESET_POINT)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
 
     # --- helpers --------------------------------------------------------------------
 
@@ -280,6 +314,13 @@ class Engine:
         m = self._measure(now_s)
         notices = self._pending + self._debounce(now_s, detect(m, self.settings.protections))
         self._pending = []
+        reset = self._reset_counter()
+        if reset is not None and reset != self._reset_seen:
+            if reset > self._reset_seen:  # a decrease (a restarted source) only rebases
+                self.reset_errors(now_s)
+                notices += self._pending
+                self._pending = []
+            self._reset_seen = reset
         active = [n for n in ERROR_NAMES if self.errors[n].active or n in self.point_errors]
         critical = [n for n in active if BY_NAME[n].severity == "critical"]
 
@@ -301,7 +342,9 @@ class Engine:
             return unknown if v is None else v
 
         point_cc = m.points.get(CHARGER_CONNECTED_POINT)
-        charger_connected = sig("charger_connected") or point_cc is True
+        charger_connected = sig("charger_connected") or (
+            point_cc is True and "charger_connected" not in m.overrides
+        )
         go_safe = bool(self.go_safe_requests) or sig("go_safe", unknown=True)
         power_down = sig("power_down_request")
 
@@ -542,8 +585,16 @@ class Engine:
         reasons["critical_error"] = critical
         reasons["any_error"] = active
         reasons["charger_connected"] = (
-            ["input" if sig("charger_connected") else CHARGER_CONNECTED_POINT]
+            [
+                "override"
+                if "charger_connected" in m.overrides
+                else "input"
+                if sig("charger_connected")
+                else CHARGER_CONNECTED_POINT
+            ]
             if charger_connected
+            else ["override"]
+            if "charger_connected" in m.overrides
             else []
         )
         reasons["low_soc"] = ["soc_unknown"] if soc is None else [f"soc {soc * 100:.1f} %"]

@@ -12,9 +12,15 @@ from functools import cached_property
 
 from gateway.core.state import GatewayState
 
-# Points an adapter may publish to drive a signal remotely (`input.<signal>`), like the
-# vendor's Modbus "force on/off" registers; they take precedence over the physical input.
-INPUT_POINT_PREFIX = "input."
+# Remote forcing of an input signal, like the vendor's Modbus "force on/off" registers
+# (the gateway's Modbus server publishes them on writes to 0x5100+bit / 0x5110+bit):
+# point `override.<signal>` = 0 force off, 1 force on, 2 (or more) follow the input.
+OVERRIDE_POINT_PREFIX = "override."
+OVERRIDE_OFF, OVERRIDE_ON, OVERRIDE_FOLLOW = 0, 1, 2
+# Signals an override may force on but never off: a "go safe" is always honoured.
+FORCE_ON_ONLY = frozenset({"go_safe"})
+# A counter point: every increase requests an error reset (see Engine.step).
+ERROR_RESET_POINT = "request.error_reset"
 ERROR_POINT_PREFIX = "error."
 CHARGER_CONNECTED_POINT = "charger.connected"
 
@@ -51,6 +57,7 @@ class Measurements:
     inputs: dict[str, bool | None]  # assigned input signal -> active (None = stale/unknown)
     relay_commands: dict[str, bool] = field(default_factory=dict)  # function -> commanded
     points: dict[str, float | int | bool | str] = field(default_factory=dict)
+    overrides: frozenset[str] = frozenset()  # signals forced by an `override.<signal>` point
 
     @cached_property
     def fresh_boards(self) -> list[BoardView]:
@@ -86,6 +93,22 @@ class Measurements:
     def signal(self, name: str) -> bool | None:
         """An input signal: True/False, None when stale, False when not assigned."""
         return self.inputs.get(name, False)
+
+
+def override_value(value: object) -> bool | None:
+    """What an `override.<signal>` point forces: True/False, None = follow the input.
+
+    0 / false = force off, 1 / true = force on, 2 or more = follow; anything else (a
+    string, a negative or fractional number) is ignored, i.e. follows the input.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and float(value).is_integer():
+        if value == OVERRIDE_OFF:
+            return False
+        if value == OVERRIDE_ON:
+            return True
+    return None
 
 
 def measure(
@@ -139,9 +162,15 @@ def measure(
             inputs[signal] = bool(state.inputs[n - 1]) != invert
         else:
             inputs[signal] = None
+    overridden: set[str] = set()
     for key, value in state.points.items():
-        if key.startswith(INPUT_POINT_PREFIX) and isinstance(value, bool | int):
-            inputs[key[len(INPUT_POINT_PREFIX) :]] = bool(value)
+        if key.startswith(OVERRIDE_POINT_PREFIX):
+            signal = key[len(OVERRIDE_POINT_PREFIX) :]
+            forced = override_value(value)
+            if forced is None or (signal in FORCE_ON_ONLY and not forced):
+                continue
+            inputs[signal] = forced
+            overridden.add(signal)
     return Measurements(
         now_s=now_s,
         controller=controller,
@@ -158,4 +187,5 @@ def measure(
         inputs=inputs,
         relay_commands=dict(relay_commands),
         points=dict(state.points),
+        overrides=frozenset(overridden),
     )

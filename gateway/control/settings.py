@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 Chemistry = Literal["lfp", "nmc"]
 
-# Input signals a discrete input (or a point `input.<signal>`) can carry.
+# Input signals a discrete input (or a point `override.<signal>`) can carry.
 INPUT_SIGNALS: tuple[str, ...] = (
     "none",
     "battery_cover",
