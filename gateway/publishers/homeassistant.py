@@ -158,39 +158,39 @@ def _output_name(n: int) -> Callable[[GatewayConfig], str]:
 
 M = "measurement"
 
+
+def _measured(
+    key: str, name: str, template: str, device_class: str, unit: str, precision: int, **kw: Any
+) -> EntityDescription:
+    """A numeric sensor: device class, unit and display precision, state class measurement."""
+    return _sensor(key, name, value_template=template, device_class=device_class,
+                   state_class=M, unit=unit, precision=precision, **kw)  # fmt: skip
+
+
 DESCRIPTIONS: tuple[EntityDescription, ...] = (
     # --- pack ---------------------------------------------------------------------------
-    _sensor("voltage", "Pack voltage", value_template=_value("voltage"),
-            device_class="voltage", state_class=M, unit="V", precision=2),
-    _sensor("current", "Current", value_template=_value("current"),
-            device_class="current", state_class=M, unit="A", precision=1),
-    _sensor("power", "Power", value_template=_value("power"),
-            device_class="power", state_class=M, unit="W", precision=0),
-    _sensor("soc", "State of charge", value_template=_value("soc"),
-            device_class="battery", state_class=M, unit="%", precision=0),
-    _sensor("cell_voltage_min", "Cell voltage min", value_template=_value("cell_voltage_min"),
-            device_class="voltage", state_class=M, unit="V", precision=3),
-    _sensor("cell_voltage_max", "Cell voltage max", value_template=_value("cell_voltage_max"),
-            device_class="voltage", state_class=M, unit="V", precision=3),
-    _sensor("cell_voltage_delta", "Cell voltage delta",
-            value_template=_value("cell_voltage_delta"),
-            device_class="voltage", state_class=M, unit="V", precision=3),
-    _sensor("temperature_min", "Temperature min", value_template=_value("temperature_min"),
-            device_class="temperature", state_class=M, unit="°C", precision=1),
-    _sensor("temperature_max", "Temperature max", value_template=_value("temperature_max"),
-            device_class="temperature", state_class=M, unit="°C", precision=1),
-    _sensor("humidity", "Humidity", value_template=_value("humidity"),
-            device_class="humidity", state_class=M, unit="%", precision=0),
+    _measured("voltage", "Pack voltage", _value("voltage"), "voltage", "V", 2),
+    _measured("current", "Current", _value("current"), "current", "A", 1),
+    _measured("power", "Power", _value("power"), "power", "W", 0),
+    _measured("soc", "State of charge", _value("soc"), "battery", "%", 0),
+    _measured("cell_voltage_min", "Cell voltage min",
+              _value("cell_voltage_min"), "voltage", "V", 3),
+    _measured("cell_voltage_max", "Cell voltage max",
+              _value("cell_voltage_max"), "voltage", "V", 3),
+    _measured("cell_voltage_delta", "Cell voltage delta",
+              _value("cell_voltage_delta"), "voltage", "V", 3),
+    _measured("temperature_min", "Temperature min",
+              _value("temperature_min"), "temperature", "°C", 1),
+    _measured("temperature_max", "Temperature max",
+              _value("temperature_max"), "temperature", "°C", 1),
+    _measured("humidity", "Humidity", _value("humidity"), "humidity", "%", 0),
     # --- limits the gateway computes (what inverters/chargers are told) -----------------
-    _sensor("charge_voltage_limit", "Charge voltage limit",
-            value_template=_value("limits.charge_voltage_limit"),
-            device_class="voltage", state_class=M, unit="V", precision=1),
-    _sensor("charge_current_limit", "Charge current limit",
-            value_template=_value("limits.charge_current_limit"),
-            device_class="current", state_class=M, unit="A", precision=0),
-    _sensor("discharge_current_limit", "Discharge current limit",
-            value_template=_value("limits.discharge_current_limit"),
-            device_class="current", state_class=M, unit="A", precision=0),
+    _measured("charge_voltage_limit", "Charge voltage limit",
+              _value("limits.charge_voltage_limit"), "voltage", "V", 1),
+    _measured("charge_current_limit", "Charge current limit",
+              _value("limits.charge_current_limit"), "current", "A", 0),
+    _measured("discharge_current_limit", "Discharge current limit",
+              _value("limits.discharge_current_limit"), "current", "A", 0),
     # --- control signals --------------------------------------------------------------
     _binary("charge_allowed", "Charge allowed", _tristate("value_json.signals.charge_allowed"),
             icon="mdi:battery-arrow-up"),
@@ -236,19 +236,17 @@ def _cell_rows(config: GatewayConfig) -> Iterator[EntityDescription]:
     """Per-cell voltage and temperature sensors (only with `per_cell_entities`)."""
     for board in config.logic.addresses:
         for cell in range(1, config.logic.cells_per_board + 1):
-            yield _sensor(
+            yield _measured(
                 f"board_{board}_cell_{cell}_voltage",
                 f"Board {board} cell {cell} voltage",
-                value_template=_indexed(board, "cell_voltages", cell - 1),
-                device_class="voltage", state_class=M, unit="V", precision=3,
+                _indexed(board, "cell_voltages", cell - 1), "voltage", "V", 3,
                 has_fn=_per_cell,
             )  # fmt: skip
         for sensor in range(1, config.logic.sensors + 1):
-            yield _sensor(
+            yield _measured(
                 f"board_{board}_temperature_{sensor}",
                 f"Board {board} temperature {sensor}",
-                value_template=_indexed(board, "temperatures", sensor - 1),
-                device_class="temperature", state_class=M, unit="°C", precision=1,
+                _indexed(board, "temperatures", sensor - 1), "temperature", "°C", 1,
                 has_fn=_per_cell,
             )  # fmt: skip
 
