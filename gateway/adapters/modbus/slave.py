@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 log = logging.getLogger(__name__)
@@ -112,19 +112,26 @@ def build_device(regmap: RegisterMap, unit_id: int) -> SimDevice:
 
 
 @contextlib.asynccontextmanager
+async def _serving(server: ModbusBaseServer, failure: str) -> AsyncIterator[None]:
+    """Start `server` in the background (OSError `failure: ...` if it cannot); stop it after."""
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as err:
+        raise OSError(f"{failure}: {err}") from None
+    try:
+        yield
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+
+
+@contextlib.asynccontextmanager
 async def serve_tcp(
     regmap: RegisterMap, host: str, port: int, unit_id: int
 ) -> AsyncIterator[ModbusTcpServer]:
     """Serve `regmap` on Modbus TCP while the block runs."""
     server = ModbusTcpServer(build_device(regmap, unit_id), address=(host, port))
-    try:
-        await server.serve_forever(background=True)
-    except RuntimeError as err:
-        raise OSError(f"cannot listen on {host}:{port}: {err}") from None
-    try:
+    async with _serving(server, f"cannot listen on {host}:{port}"):
         yield server
-    finally:
-        await server.shutdown()  # type: ignore[no-untyped-call]
 
 
 @contextlib.asynccontextmanager
@@ -145,11 +152,5 @@ async def serve_rtu(
         stopbits=stopbits,
         bytesize=8,
     )
-    try:
-        await server.serve_forever(background=True)
-    except RuntimeError as err:
-        raise OSError(f"cannot open {port}: {err}") from None
-    try:
+    async with _serving(server, f"cannot open {port}"):
         yield server
-    finally:
-        await server.shutdown()  # type: ignore[no-untyped-call]
