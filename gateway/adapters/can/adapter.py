@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 import can
+
 from gateway.adapters.can.canopen import tpdo_frames
 from gateway.adapters.can.charger import ChargerCommand, charger_command
 from gateway.adapters.can.config import CanSection

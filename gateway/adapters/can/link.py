@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import can
+
 from gateway.adapters.can.config import CanSection
 from gateway.adapters.can.dbc import Frame
 from gateway.adapters.can.metrics import CanMetrics

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import can
+
 from gateway.adapters.can.dbc import CHARGER_STATUS_ID, INVERTER_KEEPALIVE_ID
 from gateway.adapters.can.decoder import FrameDecoder, Points
 from gateway.core.errors import FrameError

@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import can
 from cantools.database.can import Message
 
-import can
 from gateway.adapters.can.adapter import CanAdapter
 from gateway.adapters.can.dbc import dbc_set, decode
 from gateway.config import GatewayConfig
