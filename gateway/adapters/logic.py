@@ -253,6 +253,7 @@ class LogicAdapter:
             if not link:
                 self._record_failure(board, LinkDownError(f"serial port {self.port} is down"))
                 continue
+            sent_s = clock.now()
             try:
                 reading = await self._read_board(board)
             except (FrameError, AdapterUnavailableError) as err:
@@ -260,6 +261,7 @@ class LogicAdapter:
                 if isinstance(err, LinkDownError):
                     link = False
                 continue
+            self.ctx.health.poll_latency.observe(clock.now() - sent_s)
             self._record_success(board, reading)
             await self._write_balancing(board)
         self.cycle_seconds.set(clock.now() - started)

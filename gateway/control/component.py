@@ -90,6 +90,8 @@ class EngineComponent:
                 log.exception("relay driver check_lease failed")
         result = self.engine.step(now_s)
         self._drive(result, now_s)
+        for error, seconds in result.reactions:
+            ctx.health.protection_reaction.labels(error=error).observe(seconds)
         for notice in result.notices:
             if isinstance(notice, ErrorRaised):
                 self.errors_raised.labels(error=notice.error).inc()

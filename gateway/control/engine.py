@@ -60,6 +60,9 @@ class StepResult:
     outputs: dict[int, bool]
     indicators: dict[str, bool]
     notices: list[Notice] = field(default_factory=list)
+    # (error, seconds) from the first cycle its breach was seen to the relay command it
+    # caused this cycle (the `bms_protection_reaction_seconds` histogram)
+    reactions: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _level(value: float | None, *, above: float | None, below: float | None, tol: float) -> Any:
@@ -127,6 +130,7 @@ class Engine:
         self._reasons: dict[str, tuple[tuple[str, ...], Any, float]] = {}
         self._switch_since: dict[str, float] = {}
         self._pending: list[Notice] = []
+        self._breach_since_s: dict[str, float] = {}  # raised errors awaiting a relay command
         # `request.error_reset` is a counter: the value at start is the baseline.
         self._reset_seen = self._reset_counter() or 0.0
         self.state_dir = config.gateway.state_dir
@@ -262,6 +266,10 @@ class Engine:
             )
             if t == "raised":
                 row = BY_NAME[name]
+                # self-timed rows apply the set delay in the detector: the breach began then
+                first = now_s - p.set_delay_s if name in SELF_TIMED else e.bad_since_s
+                if first is not None:
+                    self._breach_since_s[name] = first
                 detail = e.detail
                 notices.append(
                     ErrorRaised(at_s=now_s, error=name, severity=row.severity, detail=detail)
@@ -271,6 +279,7 @@ class Engine:
                     self.latched[name] = {"since": self._wall_iso(now_s), "detail": detail}
                     latch_changed = True
             elif t == "cleared":
+                self._breach_since_s.pop(name, None)
                 notices.append(ErrorCleared(at_s=now_s, error=name))
                 log.info("error cleared: %s", name)
                 if self.latched.pop(name, None) is not None:
@@ -642,6 +651,7 @@ class Engine:
             all_open.append("go_safe")
         relays: dict[int, SwitchState] = {}
         commands: dict[int, bool] = {}
+        reactions: list[tuple[str, float]] = []
         for n in range(1, RELAY_COUNT + 1):
             fn = self.relay_functions[n]
             closed = functions[fn] and not all_open
@@ -655,6 +665,9 @@ class Engine:
                     )
                 )
                 log.info("relay %d (%s) %s: %s", n, fn, "closed" if closed else "opened", why)
+                for name in why:  # the first relay command an error caused: its reaction
+                    if (first := self._breach_since_s.pop(name, None)) is not None:
+                        reactions.append((name, now_s - first))
             if key not in self._switch_since or self.relay_commands[n] != closed:
                 self._switch_since[key] = now_s
             relays[n] = SwitchState(fn, closed, tuple(why), self._switch_since[key])
@@ -705,4 +718,5 @@ class Engine:
             outputs=out_cmd,
             indicators=ind,
             notices=notices,
+            reactions=reactions,
         )
