@@ -1,16 +1,20 @@
 """One snapshot of what the engine knows, with the freshness of every part made explicit.
 
 `measure()` is pure: state + config + clock time in, `Measurements` out. A board whose last
-good scan is older than `engine.cell_timeout_s` (or that is marked offline) is not fresh;
-its cells are unknown. Current, humidity and inputs have their own timeouts.
+good scan is older than `engine.cell_timeout_s` (or that is marked offline, or whose scan
+flags a cell-measurement fault or carries a non-finite cell voltage) is not fresh; its cells
+are unknown. Current, humidity and inputs have their own timeouts; a non-finite current
+counts as missing.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from gateway.core.state import GatewayState
+from gateway.core.state import BoardState, GatewayState
+from gateway.protocols.logic_map import STATUS_CELL_MEASUREMENT_FAULT
 
 # Remote forcing of an input signal, like the vendor's Modbus "force on/off" registers
 # (the gateway's Modbus server publishes them on writes to 0x5100+bit / 0x5110+bit):
@@ -111,6 +115,17 @@ def override_value(value: object) -> bool | None:
     return None
 
 
+def _valid_scan(b: BoardState) -> bool:
+    """A scan whose cell values can be trusted: finite, no cell-measurement fault flagged.
+
+    A board whose front end reports a fault keeps serving its last converted values, and a
+    non-finite value compares False against every limit: either is unknown, never "fine".
+    """
+    if b.status_bits & STATUS_CELL_MEASUREMENT_FAULT:
+        return False
+    return all(math.isfinite(v) for v in b.cell_voltages_v)
+
+
 def measure(
     state: GatewayState,
     *,
@@ -136,7 +151,11 @@ def measure(
         updated = None if b is None else b.updated_s
         silent = now_s - (updated if updated is not None else started_s)
         fresh = (
-            b is not None and b.online and updated is not None and now_s - updated <= cell_timeout_s
+            b is not None
+            and b.online
+            and updated is not None
+            and now_s - updated <= cell_timeout_s
+            and _valid_scan(b)
         )
         views.append(
             BoardView(
@@ -150,7 +169,12 @@ def measure(
             )
         )
     cur_t = state.current_updated_s
-    current_fresh = cur_t is not None and now_s - cur_t <= current_timeout_s
+    current_fresh = (
+        cur_t is not None
+        and now_s - cur_t <= current_timeout_s
+        and state.current_a is not None
+        and math.isfinite(state.current_a)
+    )
     inputs_fresh = (
         state.inputs_updated_s is not None and now_s - state.inputs_updated_s <= inputs_timeout_s
     )
