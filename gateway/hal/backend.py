@@ -243,10 +243,6 @@ class SwitchBank(ABC):
             self.write_errors += 1
             raise DriverError(f"{name}: {err}") from err
 
-    def is_on(self, name: Any) -> bool:
-        """Return the commanded state."""
-        return self._on[name]
-
     def all_off(self) -> None:
         """Switch everything off (never raises)."""
         for name in self._on:
