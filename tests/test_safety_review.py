@@ -128,3 +128,40 @@ def test_cell_measurement_fault_bit_opens_every_relay_at_once(tmp_path: Path) ->
     world.pack.board(2).status_bits = 0
     _run(world, 5.0, start_s=3.1)
     assert _closed(world)[1]
+
+
+# --- latches ---------------------------------------------------------------------------
+
+
+def _latched_overvoltage(tmp_path: Path) -> World:
+    cfg = _config(tmp_path, protections={"cell_overvoltage": {"latch": True}})
+    world = _world(cfg)
+    _run(world, 1.0)
+    world.pack.force_cell_voltage(1, 1, 3.80)
+    _run(world, 3.0, start_s=1.1)
+    assert "cell_overvoltage" in world.ctx.store.state.control.errors_active
+    assert not _closed(world)[3]
+    return world
+
+
+def test_acknowledging_a_latch_between_trip_and_release_keeps_the_error(tmp_path: Path) -> None:
+    world = _latched_overvoltage(tmp_path)
+    world.pack.force_cell_voltage(1, 1, 3.55)  # below max 3.65, above tolerant 3.45
+    _run(world, 20.0, start_s=3.1)
+    world.engine.engine.acknowledge("cell_overvoltage", 20.0)
+    seen = _run(world, 40.0, start_s=20.0)
+    assert "cell_overvoltage" in world.ctx.store.state.control.errors_active
+    assert not any(s[3] for s in seen), "charge contactor closed above the release threshold"
+
+
+def test_acknowledging_a_latch_still_waits_for_the_clear_delay(tmp_path: Path) -> None:
+    world = _latched_overvoltage(tmp_path)
+    world.pack.force_cell_voltage(1, 1, 3.30)  # within the release threshold from t=4
+    _run(world, 4.0, start_s=3.1)
+    world.engine.engine.acknowledge("cell_overvoltage", 4.0)
+    # clear_delay_s is 5: the release has held for 0 s at the ack, 5 s at t=9
+    seen = _run(world, 8.8, start_s=4.0)
+    assert not any(s[3] for s in seen), "released before the clear delay"
+    _run(world, 10.0, start_s=8.9)
+    assert world.ctx.store.state.control.errors_active == []
+    assert _closed(world)[3]

@@ -73,11 +73,12 @@ class Debounced:
         return None
 
     def acknowledge(self, now_s: float) -> Transition | None:
-        """Release a latch; the error clears at once unless its condition still holds."""
-        if not self.latched:
-            return None
+        """Release a latch; the error then clears as an unlatched one does.
+
+        That is once its value has stayed within the release threshold for the clear delay
+        (checked by the next `update`), never at once: a value between trip and release, or
+        a release younger than the clear delay, keeps the error active.
+        """
+        del now_s
         self.latched = False
-        if self.active and self.bad_since_s is None:
-            self.active, self.since_s = False, now_s
-            return "cleared"
         return None
