@@ -229,6 +229,19 @@ def check_contactor_feedback(m: Measurements, row: ProtectionRow, p: Params) -> 
     return Verdict("ok")
 
 
+# Charger status points (published by the CAN charger code, docs/can.md) that mean a fault.
+CHARGER_FAULT_POINTS = ("charger.fault", "charger.hardware_failure", "charger.over_temperature")
+
+
+def check_charger_fault(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """The charger's last status reports a failure (no charger status at all: fine)."""
+    del row, p
+    flags = [k.removeprefix("charger.") for k in CHARGER_FAULT_POINTS if m.points.get(k) is True]
+    if flags:
+        return Verdict("breach", 1.0, "charger reports " + ", ".join(flags))
+    return Verdict("ok", 0.0)
+
+
 CHECKS: dict[Check, Callable[[Measurements, ProtectionRow, Params], Verdict]] = {
     "cell_voltage_max": check_cell_voltage,
     "cell_voltage_min": check_cell_voltage,
@@ -245,6 +258,7 @@ CHECKS: dict[Check, Callable[[Measurements, ProtectionRow, Params], Verdict]] = 
     "humidity_max": check_humidity,
     "cell_spread": check_cell_spread,
     "contactor_feedback": check_contactor_feedback,
+    "charger_fault": check_charger_fault,
 }
 
 # Rows whose check applies the set delay itself (the debouncer then sets at once).

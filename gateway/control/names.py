@@ -1,4 +1,7 @@
-"""Public names of errors and signals (fixed by issue 3; MQTT, HA, Prometheus and scenarios use them).
+"""Public names of errors and signals (MQTT, HA, Prometheus and scenarios use them).
+
+Fixed by issue 3; `charger_fault` was added for issue 4. New names are appended only: the
+Modbus server's error bitfield numbers the bits in this order.
 
 The protection table in `gateway/control` must have exactly one row per error name; a test
 checks that, and that `docs/protections.md` documents each one.
@@ -24,6 +27,7 @@ ERROR_NAMES: tuple[str, ...] = (
     "high_humidity",
     "cell_imbalance",
     "contactor_feedback",
+    "charger_fault",
 )
 
 SIGNAL_NAMES: tuple[str, ...] = (

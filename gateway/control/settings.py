@@ -176,6 +176,7 @@ class ProtectionsSection(Section):
     high_humidity: MaxProtection = _max()
     cell_imbalance: MaxProtection = _max()
     contactor_feedback: FlagProtection = _flag()
+    charger_fault: FlagProtection = _flag()
 
     def row(self, name: str) -> FlagProtection:
         """Return the overrides of one error name."""

@@ -27,6 +27,7 @@ Check = Literal[
     "humidity_max",
     "cell_spread",
     "contactor_feedback",
+    "charger_fault",
 ]
 Limit = Literal["max", "min", "none", "range"]
 Severity = Literal["critical", "normal", "warn"]
@@ -182,6 +183,13 @@ PROTECTIONS: tuple[ProtectionRow, ...] = (
         "A contactor feedback input disagrees with the relay command for longer than the set "
         "delay.",
         lfp=_p(None, None, 1000, 5.0), nmc=_p(None, None, 1000, 5.0),
+    ),
+    ProtectionRow(
+        "charger_fault", "charger_fault", "none", "normal", "charge", "",
+        "The CAN charger reports a failure (point `charger.fault`: hardware failure, "
+        "over-temperature or input voltage fault; also `charger.hardware_failure` or "
+        "`charger.over_temperature` on their own).",
+        lfp=_p(None, None, 500, 5.0), nmc=_p(None, None, 500, 5.0),
     ),
 )  # fmt: skip
 
