@@ -6,14 +6,19 @@ defect the review found (it failed before its fix) or one property the review ve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import time
 from pathlib import Path
 
 import pytest
 
 from gateway.config import GatewayConfig, load_config
 from gateway.control.scenario.world import World
+from gateway.core.clock import VirtualClock
 from gateway.core.events import BoardScanned, PackMeasured
+from gateway.hal.service import DriverService
 from gateway.protocols import logic_map
 from gateway.sim.pack import PackModel
 
@@ -165,3 +170,37 @@ def test_acknowledging_a_latch_still_waits_for_the_clear_delay(tmp_path: Path) -
     _run(world, 10.0, start_s=8.9)
     assert world.ctx.store.state.control.errors_active == []
     assert _closed(world)[3]
+
+
+# --- the relay lease -------------------------------------------------------------------
+
+
+class _StallClock(VirtualClock):
+    """A virtual clock whose time can pass while the event loop is blocked."""
+
+    def stall_to(self, t_s: float) -> None:
+        self._now_s = t_s
+
+
+async def test_lease_opens_the_relays_while_the_event_loop_is_blocked(tmp_path: Path) -> None:
+    world = _world(_config(tmp_path, drivers={"lease_check_interval_s": 0.01}))
+    clock = _StallClock()
+    world.ctx.clock = clock
+    relays = world.ctx.drivers.relays
+    service = asyncio.create_task(DriverService(world.ctx).run())
+    await clock.settle()
+    try:
+        _run(world, 1.0)  # the engine renews the lease until 2.0 s
+        assert relays.relay_closed(1)
+        # The engine's loop blocks (a hung call in the control path): time passes, no
+        # task runs, the lease lapses. Only a watchdog outside the loop can open them.
+        clock.stall_to(5.0)
+        deadline = time.monotonic() + 10.0
+        while relays.relay_closed(1) and time.monotonic() < deadline:
+            time.sleep(0.01)  # noqa: ASYNC251 (blocks the event loop on purpose)
+        assert not any(_closed(world).values()), "relays stayed closed past the lease"
+    finally:
+        service.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service
+    assert not any(_closed(world).values())

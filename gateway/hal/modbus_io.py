@@ -204,6 +204,7 @@ class Polled:
     link: ModbusLink
     opts: ModbusLinkOptions
     _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
     _failing = False
     sync_errors = 0
 
@@ -216,11 +217,21 @@ class Polled:
         await asyncio.to_thread(self.sync_once)
 
     def _poke(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        wake, loop = self._wake, self._loop
+        if wake is None or loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+        elif not loop.is_closed():  # the lease watchdog thread opens relays
+            loop.call_soon_threadsafe(wake.set)
 
     async def run(self, clock: Clock) -> None:
         """Sync every `poll_interval_s` or at once when poked; errors are logged and counted."""
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         while True:
             self._wake.clear()

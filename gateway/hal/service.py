@@ -2,7 +2,8 @@
 
 It runs the background loop of every driver that has one (`async run(clock)`, e.g. the
 Modbus I/O driver's sync loop), checks the relay lease every `drivers.lease_check_interval_s`
-so the relays open even when the engine has died, and closes every driver (relays open) when
+so the relays open even when the engine has died (also from a thread, so they open even
+when the event loop itself is blocked), and closes every driver (relays open) when
 the gateway stops, however it stops.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,6 +31,14 @@ class DriverService:
     async def run(self) -> None:
         """Run until cancelled; close the drivers on the way out."""
         drivers = self.ctx.drivers
+        stop = threading.Event()
+        watchdog = threading.Thread(
+            target=self._watch_lease_outside_the_loop,
+            args=(stop,),
+            name="relay-lease-watchdog",
+            daemon=True,
+        )
+        watchdog.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 for d in drivers.all():
@@ -37,8 +47,20 @@ class DriverService:
                         tg.create_task(loop(self.ctx.clock), name=f"driver:{type(d).__name__}")
                 tg.create_task(self._watch_lease(), name="driver:lease")
         finally:
+            stop.set()
             drivers.close()
+            watchdog.join(timeout=1.0)
             log.info("drivers closed: every relay open")
+
+    def _watch_lease_outside_the_loop(self, stop: threading.Event) -> None:
+        """The same check from a thread: it still runs when the event loop is blocked."""
+        interval = self.ctx.config.drivers.lease_check_interval_s
+        relays = self.ctx.drivers.relays
+        while not stop.wait(interval):
+            try:
+                relays.check_lease(self.ctx.clock.now())
+            except Exception:
+                log.exception("relay lease check failed")
 
     async def _watch_lease(self) -> None:
         interval = self.ctx.config.drivers.lease_check_interval_s
