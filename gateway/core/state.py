@@ -79,6 +79,7 @@ class GatewayState:
     inputs_updated_s: float | None = None
     points: dict[str, float | int | bool | str] = field(default_factory=dict)
     points_updated_s: dict[str, float] = field(default_factory=dict)  # source -> clock time
+    point_updated_s: dict[str, float] = field(default_factory=dict)  # point -> clock time
     control: ControlState = field(default_factory=ControlState)
 
     def online_boards(self) -> list[BoardState]:
@@ -178,6 +179,7 @@ class StateStore:
             case PointsRead():
                 s.points.update(event.values)
                 s.points_updated_s[event.source] = event.at_s
+                s.point_updated_s.update(dict.fromkeys(event.values, event.at_s))
             case _:
                 pass
 
