@@ -2,12 +2,15 @@
 
 At every engine cycle: no contactor is closed while an error that blocks it is active;
 every relay is open while a critical error is active or before the first valid scan; and
-no relay is closed on stale data (checked from the state, independently of the engine).
+no relay is closed on stale data (checked from the state, independently of the engine:
+a board older than its timeout, offline, flagging a cell-measurement fault or carrying a
+non-finite cell; current or inputs older than their timeouts or non-finite).
 CI runs a bounded number of examples; BMSGW_SLOW=1 runs many more.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 
@@ -18,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from gateway.config import load_config
 from gateway.control.scenario.world import World
 from gateway.control.table import BY_NAME
+from gateway.protocols.logic_map import STATUS_CELL_MEASUREMENT_FAULT
 from gateway.sim.pack import PackModel
 
 SLOW = os.environ.get("BMSGW_SLOW") == "1"
@@ -97,6 +101,10 @@ class EngineStory(RuleBasedStateMachine):
     def board_link(self, board: int, online: bool) -> None:
         self.w.pack.set_board_online(board, online)
 
+    @rule(board=st.integers(1, BOARDS), fault=st.booleans())
+    def cell_front_end(self, board: int, fault: bool) -> None:
+        self.w.pack.board(board).status_bits = STATUS_CELL_MEASUREMENT_FAULT if fault else 0
+
     @rule(n=st.integers(1, 4), closed=st.booleans())
     def contact(self, n: int, closed: bool) -> None:
         self.w.pack.inputs_closed[n - 1] = closed
@@ -142,6 +150,17 @@ class EngineStory(RuleBasedStateMachine):
         ) or (
             state.current_updated_s is None
             or now_s - state.current_updated_s > timeout.current_timeout_s
+        )
+        # a board flagging a cell-measurement fault, or a non-finite reading, is not data
+        stale = stale or any(
+            b.status_bits & STATUS_CELL_MEASUREMENT_FAULT
+            or not all(math.isfinite(v) for v in b.cell_voltages_v)
+            for b in state.boards.values()
+        )
+        stale = stale or state.current_a is None or not math.isfinite(state.current_a)
+        stale = stale or (
+            state.inputs_updated_s is None
+            or now_s - state.inputs_updated_s > timeout.inputs_timeout_s
         )
         if stale:
             assert not any_closed, "a relay is closed on stale data"
