@@ -16,6 +16,7 @@ the drivers must do plus the notices to publish. Safety rules, in order:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,10 @@ from gateway.hal.base import OUTPUT_COUNT, RELAY_COUNT
 
 log = logging.getLogger(__name__)
 
+
+# Bridge mode: the bridged board's own SOC (percent), in order of preference (the Modbus
+# REAL32 before the CAN TPDO1 whole percent).
+BRIDGED_SOC_POINTS = ("main2x.soc_pct", "bms_main.soc_pct")
 
 # Protections whose breach follows from switching itself: they never hold a contactor open
 # before they are debounced (a feedback lags its command by design).
@@ -219,6 +224,19 @@ class Engine:
             discharge_soc_start=lim.discharge_soc_derate_start,
             ramp_a_per_s=lim.ramp_a_per_s,
         )
+
+    def _bridged_soc(self, now_s: float) -> tuple[float, str] | None:
+        """Bridge mode: the bridged board's SOC (0..1) and its point, when present and fresh."""
+        timeout = self.config.soc.bridge_timeout_s
+        for point in BRIDGED_SOC_POINTS:
+            value = self.state.points.get(point)
+            at = self.state.point_updated_s.get(point)
+            if isinstance(value, bool) or not isinstance(value, int | float) or at is None:
+                continue
+            if not math.isfinite(value) or not 0.0 <= value <= 100.0 or now_s - at > timeout:
+                continue
+            return float(value) / 100.0, point
+        return None
 
     def _wall_iso(self, t: float) -> str | None:
         return self._wall(t).isoformat() if self._wall is not None else None
@@ -456,6 +474,12 @@ class Engine:
             mean_cell_v=mean_v,
             end_of_charge_reached=eoc_edge is True,
         )
+        # Bridge mode: the bridged board's SOC wins while fresh; the own estimate carries on
+        # from it (and is persisted) so it takes over without a jump when the bridge goes quiet.
+        bridged = None if self.controller else self._bridged_soc(now_s)
+        if bridged is not None:
+            soc, point = bridged
+            self.soc.soc, self.soc.source = soc, point
         lv = cfg.signal_levels
         ls, hc = lv.low_soc, lv.high_charging_current
         self.low_soc.update(

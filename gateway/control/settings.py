@@ -432,6 +432,12 @@ class SocSection(Section):
     rest_time_s: float = Field(1800.0, ge=0, description="Rest this long: recalibrate from OCV.")
     ocv_recalibration: bool = True
     persist_interval_s: float = Field(60.0, gt=0, description="Save the SOC this often.")
+    bridge_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Bridge mode: a bridged board's SOC (main2x.soc_pct, bms_main.soc_pct) "
+        "older than this is not used; the gateway's own estimate takes over.",
+    )
 
 
 class LevelSettings(Section):
