@@ -110,7 +110,10 @@ def test_zero_offset_rejects_no_or_bad_samples() -> None:
 # --- curves -------------------------------------------------------------------------
 
 
-@given(v=volts, gain=finite.filter(lambda g: 0.01 < abs(g) < 1000), offset=st.floats(-500, 500))
+GAINS = st.one_of(st.floats(0.011, 999.0), st.floats(-999.0, -0.011))
+
+
+@given(v=volts, gain=GAINS, offset=st.floats(-500, 500))
 def test_linear_curve_round_trips(v: float, gain: float, offset: float) -> None:
     value = analog.value_from_volts(v, gain=gain, offset=offset)
     assert value == pytest.approx(v * gain + offset)
