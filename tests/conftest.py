@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.broker import MOSQUITTO, Broker
+
+# No per-example deadline: the CI machine is shared and 2-core, and time is not what these
+# properties test. `derandomize` makes every CI run explore the same examples, so a run is
+# reproducible; set BMSGW_HYPOTHESIS=explore locally to search with fresh randomness.
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("BMSGW_HYPOTHESIS", "ci"))
 
 
 @pytest.fixture
