@@ -125,3 +125,39 @@ def test_no_reaction_without_a_relay_command(tmp_path: Path) -> None:
     assert "cell_imbalance" in active and "cell_overvoltage" in active
     assert sample(ctx, f"{REACTION}_count", error="cell_imbalance") == 0
     assert sample(ctx, f"{REACTION}_count", error="cell_overvoltage") == 0
+
+
+# --- engine counters follow Prometheus conventions -------------------------------------
+
+ENGINE_COUNTERS = {
+    "bms_engine_cycles_total",
+    "bms_engine_driver_failures_total",
+    "bms_errors_raised_total",
+    "bms_relay_switches_total",
+    "bms_relay_lease_lapses_total",
+}
+
+
+def test_engine_counters_render_with_total_and_are_documented(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    world = make_world(tmp_path)
+    run(world, 0.0, 2.0)
+    world.pack.force_cells(3.70)
+    run(world, 2.1, 4.0)
+    body = generate_latest(world.ctx.registry).decode()
+    samples: dict[str, str] = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            samples[s.name] = family.type
+    for name in ENGINE_COUNTERS:
+        assert f"# TYPE {name} counter" in body, name
+    assert samples["bms_engine_cycles_total"] == "counter"
+    assert samples["bms_errors_raised_total"] == "counter"
+    assert samples["bms_relay_switches_total"] == "counter"
+    assert "bms_engine_cycles " not in body and "bms_errors_raised{" not in body
+    assert samples["bms_engine_running"] == "gauge"
+    doc = (Path(__file__).parent.parent / "docs" / "protections.md").read_text(encoding="utf-8")
+    for name in ENGINE_COUNTERS:
+        assert f"`{name}" in doc, name
