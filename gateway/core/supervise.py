@@ -46,3 +46,19 @@ async def _reap(tasks: list[asyncio.Task[Any]]) -> None:
             )
         for t in pending:
             t.cancel()
+
+
+async def cancel_and_wait(task: asyncio.Task[Any], retry_s: float = RECANCEL_INTERVAL_S) -> int:
+    """Cancel `task` and wait until it is done, repeating the cancel if it was swallowed.
+
+    Returns how many cancels it took. Exceptions the task ends with are not raised here
+    (the owner logs or re-raises them); `CancelledError` of the task itself is absorbed.
+    """
+    attempts = 0
+    while not task.done():
+        task.cancel()
+        attempts += 1
+        await asyncio.wait({task}, timeout=retry_s)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("task %s ended with %r while being stopped", task.get_name(), task.exception())
+    return attempts

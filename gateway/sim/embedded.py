@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from gateway.config import GatewayConfig, SimulatorSection
 from gateway.core.clock import Clock, RealClock
+from gateway.core.supervise import cancel_and_wait
 from gateway.sim.logic_server import LogicRtuServer, serve_on_pty
 from gateway.sim.pack import PackModel
 
@@ -71,6 +72,4 @@ async def embedded_simulator(
         try:
             yield path, pack
         finally:
-            stepper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stepper
+            await cancel_and_wait(stepper)

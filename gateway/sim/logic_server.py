@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from gateway.core.errors import FrameError
+from gateway.core.supervise import cancel_and_wait
 from gateway.protocols import logic_map
 from gateway.sim.pack import PackModel
 from gateway.sim.pty import open_pty_pair
@@ -227,7 +228,8 @@ class LogicRtuServer:
                 # Incomplete: wait for more bytes, or give up on the first byte after silence.
                 arrived.clear()
                 try:
-                    await asyncio.wait_for(arrived.wait(), RESYNC_AFTER_S)
+                    async with asyncio.timeout(RESYNC_AFTER_S):  # not wait_for: it can swallow
+                        await arrived.wait()  # a cancellation on Python 3.11
                 except TimeoutError:
                     del buf[:1]
                     self.stats.dropped_bytes += 1
@@ -271,9 +273,7 @@ async def _serving(server: LogicRtuServer, fd: int) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 @contextlib.asynccontextmanager

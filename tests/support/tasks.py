@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from gateway.core.supervise import cancel_and_wait
+
 if TYPE_CHECKING:
     from gateway.core.context import GatewayContext
 
@@ -14,14 +16,10 @@ if TYPE_CHECKING:
 async def cancel_for_sure(task: asyncio.Task[Any], retry_s: float = 0.5) -> int:
     """Cancel and await a task, repeating the cancel while it was swallowed.
 
-    On Python 3.11, `asyncio.wait_for` (used by aiomqtt's QoS 1 publish) can drop a
-    cancellation that races with the PUBACK. Returns how many cancels it took.
+    On Python 3.11, `asyncio.wait_for` (used by aiomqtt's QoS 1 publish and pymodbus) can
+    drop a cancellation that races with the reply. Returns how many cancels it took.
     """
-    attempts = 0
-    while not task.done():
-        task.cancel()
-        attempts += 1
-        await asyncio.wait({task}, timeout=retry_s)
+    attempts = await cancel_and_wait(task, retry_s)
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return attempts
@@ -36,7 +34,4 @@ async def running(ctx: GatewayContext, *components: Any) -> AsyncIterator[None]:
         yield
     finally:
         for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            await cancel_for_sure(t, retry_s=0.1)

@@ -10,7 +10,6 @@ are published from the model each poll, as the board I/O adapter does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from gateway.core.events import (
     InputsRead,
     PackMeasured,
 )
+from gateway.core.supervise import cancel_and_wait
 from gateway.hal.drivers import sim_drivers
 from gateway.protocols import logic_map
 from gateway.sim.pack import PackModel
@@ -137,8 +137,5 @@ class World:
     async def stop_components(self) -> None:
         """Cancel every component started by extensions."""
         for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+            await cancel_and_wait(t)
         self.tasks.clear()
