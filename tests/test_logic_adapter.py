@@ -20,8 +20,9 @@ from gateway.core.bus import Overflow, Subscription
 from gateway.core.clock import Clock, RealClock, VirtualClock
 from gateway.core.context import GatewayContext
 from gateway.core.events import BoardCameOnline, BoardScanned, BoardWentOffline, Event
+from gateway.protocols.modbus_rtu import rtu_frame
 from gateway.sim.embedded import embedded_simulator
-from gateway.sim.logic_server import LogicRtuServer, rtu_frame, serve_on_pty
+from gateway.sim.logic_server import LogicRtuServer, serve_on_pty
 from gateway.sim.pack import PackModel
 
 

@@ -8,27 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.protocols import logic_map
-from gateway.sim.logic_server import (
-    LogicRtuServer,
-    crc16,
-    request_length,
-    rtu_frame,
-    split_request,
-)
+from gateway.protocols.modbus_rtu import crc16, rtu_frame
+from gateway.sim.logic_server import LogicRtuServer, request_length, split_request
 from gateway.sim.pack import PackModel
-
-
-def test_crc16_matches_the_modbus_reference_vector() -> None:
-    # 01 04 00 00 00 0A -> CRC 0x0D70, sent as 70 0D
-    assert rtu_frame(1, bytes.fromhex("040000000A")) == bytes.fromhex("01040000000A700D")
-    assert crc16(b"") == 0xFFFF
-
-
-@given(st.binary(max_size=64))
-def test_crc16_agrees_with_pymodbus(data: bytes) -> None:
-    from pymodbus.framer.rtu import FramerRTU
-
-    assert crc16(data).to_bytes(2, "little") == FramerRTU.compute_CRC(data).to_bytes(2, "big")
 
 
 @given(st.integers(0, 247), st.sampled_from([3, 4, 6]), st.binary(min_size=4, max_size=4))

@@ -40,6 +40,7 @@ from gateway.core.errors import (
 )
 from gateway.core.events import BoardCameOnline, BoardScanned, BoardWentOffline
 from gateway.protocols import logic_map
+from gateway.protocols.modbus_rtu import crc_ok
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +93,6 @@ def error_kind(err: Exception) -> str:
 # --- sans-IO pieces ---------------------------------------------------------------------
 
 
-def _crc16(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
 def classify_garbage(rx: bytes, board: int, function_code: int = FC_READ_INPUT) -> str | None:
     """Say what the bytes received for an unanswered request were.
 
@@ -120,9 +112,7 @@ def classify_garbage(rx: bytes, board: int, function_code: int = FC_READ_INPUT) 
             size = 5
         else:
             continue
-        if len(frame) >= size and _crc16(frame[: size - 2]) != int.from_bytes(
-            frame[size - 2 : size], "little"
-        ):
+        if len(frame) >= size and not crc_ok(frame[:size]):
             return KIND_CRC
     return KIND_MALFORMED
 

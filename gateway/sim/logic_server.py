@@ -5,7 +5,8 @@ simulator needs things a conforming server does not do: input registers built fr
 model at request time, boards that go silent (`pack.board(n).online == False`), optional
 wire-time pacing of replies, and a hook that corrupts chosen replies for fault tests.
 
-The framing helpers (`crc16`, `rtu_frame`, `split_request`) are pure functions.
+The framing helpers are pure functions: `request_length`, `split_request` here, and
+`crc16`, `rtu_frame` from `gateway.protocols.modbus_rtu` (shared with the Logic adapter).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from gateway.core.errors import FrameError
 from gateway.core.supervise import cancel_and_wait
 from gateway.protocols import logic_map
+from gateway.protocols.modbus_rtu import crc_ok, rtu_frame
 from gateway.sim.pack import PackModel
 from gateway.sim.pty import open_pty_pair
 
@@ -43,22 +45,6 @@ RESYNC_AFTER_S = 0.05  # an incomplete frame older than this is line noise: drop
 ReplyFilter = Callable[[int, bytes], bytes | None]
 
 
-def crc16(data: bytes) -> int:
-    """Return the Modbus CRC-16 of `data` (sent low byte first)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
-def rtu_frame(address: int, pdu: bytes) -> bytes:
-    """Build an RTU frame: address, PDU, CRC (low byte first)."""
-    body = bytes([address]) + pdu
-    return body + struct.pack("<H", crc16(body))
-
-
 def request_length(buf: bytes) -> int | None:
     """Return the length of the request frame at the start of `buf`, or None if unknown yet."""
     if len(buf) < 2:
@@ -70,7 +56,7 @@ def request_length(buf: bytes) -> int | None:
         return None if len(buf) < 7 else 9 + buf[6]
     # An unsupported function: the first length whose CRC matches ends the frame.
     for n in range(4, min(len(buf), MAX_FRAME) + 1):
-        if crc16(buf[: n - 2]) == int.from_bytes(buf[n - 2 : n], "little"):
+        if crc_ok(buf[:n]):
             return n
     return None
 
@@ -86,7 +72,7 @@ def split_request(buf: bytes) -> tuple[int, bytes | None]:
     if n is None or len(buf) < n:
         return 0, None
     frame = buf[:n]
-    if crc16(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
+    if not crc_ok(frame):
         return 1, None
     return n, frame
 

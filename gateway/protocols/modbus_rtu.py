@@ -1,0 +1,26 @@
+"""Modbus RTU framing shared by the Logic adapter and the Logic simulator (pure functions)."""
+
+from __future__ import annotations
+
+import struct
+
+
+def crc16(data: bytes) -> int:
+    """Return the Modbus CRC-16 of `data` (sent low byte first)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def crc_ok(frame: bytes) -> bool:
+    """Say whether the last two bytes of `frame` are the CRC of the bytes before them."""
+    return crc16(frame[:-2]) == int.from_bytes(frame[-2:], "little")
+
+
+def rtu_frame(address: int, pdu: bytes) -> bytes:
+    """Build an RTU frame: address, PDU, CRC (low byte first)."""
+    body = bytes([address]) + pdu
+    return body + struct.pack("<H", crc16(body))
