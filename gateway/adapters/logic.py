@@ -144,6 +144,69 @@ class BoardHealth:
         return False
 
 
+class BoardTracker:
+    """Every board's online/offline verdicts, published as events, counted and logged once.
+
+    The Logic adapter and the scenario runner's in-memory loopback both report each poll
+    result here, so both publish the same `BoardScanned`/`BoardCameOnline`/`BoardWentOffline`
+    sequence and count the same `poll_errors`.
+    """
+
+    def __init__(self, ctx: GatewayContext, addresses: list[int]) -> None:
+        self.ctx = ctx
+        self.health = {b: BoardHealth(b, ctx.config.logic.offline_after) for b in addresses}
+
+    def succeeded(self, board: int, reading: logic_map.LogicBoardReading, now_s: float) -> None:
+        """Publish a good reading (and `BoardCameOnline` when it brings the board online)."""
+        h = self.health[board]
+        failures = h.consecutive_failures
+        if h.succeeded():
+            if failures or h.last_kind:
+                log.info("Logic board %d back online", board)
+            else:
+                log.info("Logic board %d online (firmware %s)", board, reading.firmware)
+            self.ctx.bus.publish(BoardCameOnline(at_s=now_s, board=board))
+        self.ctx.bus.publish(
+            BoardScanned(
+                at_s=now_s,
+                board=board,
+                cell_voltages_v=reading.cell_voltages_v,
+                temperatures_c=reading.temperatures_c,
+                board_temperature_c=reading.board_temperature_c,
+                status_bits=reading.status_bits,
+                balancing_mask=reading.balancing_mask,
+                firmware=reading.firmware,
+            )
+        )
+
+    def failed(self, board: int, err: Exception, now_s: float) -> None:
+        """Count a failed poll (and publish `BoardWentOffline` when it takes the board offline)."""
+        kind = error_kind(err)
+        self.ctx.health.poll_errors.labels(board=str(board), kind=kind).inc()
+        h = self.health[board]
+        first = h.consecutive_failures == 0
+        if h.failed(kind):
+            log.warning(
+                "Logic board %d offline after %d failed polls (last: %s: %s)",
+                board,
+                h.consecutive_failures,
+                kind,
+                err,
+            )
+            self.ctx.bus.publish(
+                BoardWentOffline(
+                    at_s=now_s,
+                    board=board,
+                    reason=kind,
+                    consecutive_failures=h.consecutive_failures,
+                )
+            )
+        elif first and h.online:
+            log.info("Logic board %d poll failed (%s): %s", board, kind, err)
+        else:
+            log.debug("Logic board %d poll failed (%s): %s", board, kind, err)
+
+
 class _NoResponseFilter(logging.Filter):
     """Drop pymodbus' per-timeout ERROR lines: the adapter counts and logs those itself."""
 
@@ -172,7 +235,8 @@ class LogicAdapter:
         self.cells = cfg.cells_per_board
         self.sensors = cfg.sensors
         self.count = logic_map.registers_to_read(self.cells, self.sensors)
-        self.health = {b: BoardHealth(b, cfg.offline_after) for b in self.addresses}
+        self.boards = BoardTracker(ctx, self.addresses)
+        self.health = self.boards.health
         self.written_masks: dict[int, int] = {}  # what each board last accepted
         self._rejected_masks: dict[int, int] = {}
         self._rx = b""
@@ -241,18 +305,19 @@ class LogicAdapter:
         for board in self.addresses:
             self.ctx.health.polls.labels(board=str(board)).inc()
             if not link:
-                self._record_failure(board, LinkDownError(f"serial port {self.port} is down"))
+                down = LinkDownError(f"serial port {self.port} is down")
+                self.boards.failed(board, down, clock.now())
                 continue
             sent_s = clock.now()
             try:
                 reading = await self._read_board(board)
             except (FrameError, AdapterUnavailableError) as err:
-                self._record_failure(board, err)
+                self.boards.failed(board, err, clock.now())
                 if isinstance(err, LinkDownError):
                     link = False
                 continue
             self.ctx.health.poll_latency.observe(clock.now() - sent_s)
-            self._record_success(board, reading)
+            self.boards.succeeded(board, reading, clock.now())
             await self._write_balancing(board)
         self.cycle_seconds.set(clock.now() - started)
 
@@ -313,55 +378,6 @@ class LogicAdapter:
         if rr.isError():
             raise BoardExceptionReplyError(board, int(getattr(rr, "exception_code", 0)))
         return logic_map.decode_input_registers(list(rr.registers), self.cells, self.sensors)
-
-    def _record_success(self, board: int, reading: logic_map.LogicBoardReading) -> None:
-        now = self.ctx.clock.now()
-        h = self.health[board]
-        failures = h.consecutive_failures
-        if h.succeeded():
-            if failures or h.last_kind:
-                log.info("Logic board %d back online", board)
-            else:
-                log.info("Logic board %d online (firmware %s)", board, reading.firmware)
-            self.ctx.bus.publish(BoardCameOnline(at_s=now, board=board))
-        self.ctx.bus.publish(
-            BoardScanned(
-                at_s=now,
-                board=board,
-                cell_voltages_v=reading.cell_voltages_v,
-                temperatures_c=reading.temperatures_c,
-                board_temperature_c=reading.board_temperature_c,
-                status_bits=reading.status_bits,
-                balancing_mask=reading.balancing_mask,
-                firmware=reading.firmware,
-            )
-        )
-
-    def _record_failure(self, board: int, err: Exception) -> None:
-        kind = error_kind(err)
-        self.ctx.health.poll_errors.labels(board=str(board), kind=kind).inc()
-        h = self.health[board]
-        first = h.consecutive_failures == 0
-        if h.failed(kind):
-            log.warning(
-                "Logic board %d offline after %d failed polls (last: %s: %s)",
-                board,
-                h.consecutive_failures,
-                kind,
-                err,
-            )
-            self.ctx.bus.publish(
-                BoardWentOffline(
-                    at_s=self.ctx.clock.now(),
-                    board=board,
-                    reason=kind,
-                    consecutive_failures=h.consecutive_failures,
-                )
-            )
-        elif first and h.online:
-            log.info("Logic board %d poll failed (%s): %s", board, kind, err)
-        else:
-            log.debug("Logic board %d poll failed (%s): %s", board, kind, err)
 
     async def _write_balancing(self, board: int) -> None:
         want = self.ctx.store.state.control.balancing.get(board, 0)

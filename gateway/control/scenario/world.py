@@ -13,19 +13,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.adapters.logic import BoardTimeoutError, BoardTracker
 from gateway.app import build_context
 from gateway.config import GatewayConfig
 from gateway.control.component import EngineComponent
 from gateway.core.clock import VirtualClock
 from gateway.core.context import Component, GatewayContext
 from gateway.core.errors import FrameError
-from gateway.core.events import (
-    BoardCameOnline,
-    BoardScanned,
-    BoardWentOffline,
-    InputsRead,
-    PackMeasured,
-)
+from gateway.core.events import InputsRead, PackMeasured
 from gateway.core.supervise import cancel_and_wait
 from gateway.hal.drivers import sim_drivers
 from gateway.protocols import logic_map
@@ -34,58 +29,38 @@ from gateway.sim.pack import PackModel
 
 @dataclass
 class LogicLoopback:
-    """Polls the simulated boards through the register codec, like the Logic adapter."""
+    """Polls the simulated boards through the register codec, like the Logic adapter.
+
+    Each poll result goes to the adapter's own `BoardTracker`, so online/offline verdicts,
+    notices and `poll_errors` are the adapter's.
+    """
 
     ctx: GatewayContext
     pack: PackModel
-    failures: dict[int, int] = field(default_factory=dict)
-    offline: set[int] = field(default_factory=set)
     written: dict[int, int] = field(default_factory=dict)
     current_missing: bool = False  # the current sensor stops reporting
     vref_v: float | None = None  # reported as PackMeasured.extra["vref_v"] when set
+    boards: BoardTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.boards = BoardTracker(self.ctx, self.ctx.config.logic.addresses)
 
     def poll(self, now_s: float) -> None:
         """Scan every board once and publish what a real poll would."""
         cfg = self.ctx.config.logic
         bus = self.ctx.bus
         for n in cfg.addresses:
-            reading = None
-            if n <= self.pack.board_count and self.pack.board(n).online:
-                try:
-                    reading = logic_map.decode_input_registers(
-                        self.pack.input_registers(n), cfg.cells_per_board, cfg.sensors
-                    )
-                except FrameError:
-                    reading = None
-            if reading is None:
-                self.failures[n] = self.failures.get(n, 0) + 1
-                if self.failures[n] >= cfg.offline_after and n not in self.offline:
-                    self.offline.add(n)
-                    bus.publish(
-                        BoardWentOffline(
-                            at_s=now_s,
-                            board=n,
-                            reason="no answer",
-                            consecutive_failures=self.failures[n],
-                        )
-                    )
+            if n > self.pack.board_count or not self.pack.board(n).online:
+                self.boards.failed(n, BoardTimeoutError(f"board {n}: no reply"), now_s)
                 continue
-            self.failures[n] = 0
-            if n in self.offline:
-                self.offline.discard(n)
-                bus.publish(BoardCameOnline(at_s=now_s, board=n))
-            bus.publish(
-                BoardScanned(
-                    at_s=now_s,
-                    board=n,
-                    cell_voltages_v=reading.cell_voltages_v,
-                    temperatures_c=reading.temperatures_c,
-                    board_temperature_c=reading.board_temperature_c,
-                    status_bits=reading.status_bits,
-                    balancing_mask=reading.balancing_mask,
-                    firmware=reading.firmware,
+            try:
+                reading = logic_map.decode_input_registers(
+                    self.pack.input_registers(n), cfg.cells_per_board, cfg.sensors
                 )
-            )
+            except FrameError as err:
+                self.boards.failed(n, err, now_s)
+                continue
+            self.boards.succeeded(n, reading, now_s)
         bus.publish(
             PackMeasured(
                 at_s=now_s,
