@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.core.errors import ConfigError
 from gateway.protocols import logic_map
+from gateway.publishers.commands_section import CommandsSection
 from gateway.publishers.homeassistant_section import HomeAssistantSection
 
 
@@ -196,6 +197,7 @@ class GatewayConfig(BaseSettings):
     humidity_sensor: HumiditySensorSection = Field(default_factory=HumiditySensorSection)
     temperature_sensor: TemperatureSensorSection = Field(default_factory=TemperatureSensorSection)
     homeassistant: HomeAssistantSection = Field(default_factory=HomeAssistantSection)
+    commands: CommandsSection = Field(default_factory=CommandsSection)
     modbus: ModbusSection = Field(default_factory=ModbusSection)
     can: CanSection = Field(default_factory=CanSection)
     modbus_server: ModbusServerSection = Field(default_factory=ModbusServerSection)

@@ -11,11 +11,12 @@ import logging
 
 from prometheus_client import Counter, Gauge
 
+from gateway.control.commands import CommandRequested, apply_command
 from gateway.control.engine import Engine, StepResult
 from gateway.control.soc import load_soc, save_soc
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
-from gateway.core.events import ErrorRaised, PackMeasured, RelaySwitched
+from gateway.core.events import ErrorRaised, Notice, PackMeasured, RelaySwitched
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ class EngineComponent:
         self.lease_s = cfg.engine.relay_lease_s
         self._analog = ctx.bus.subscribe(
             "engine-analog", PackMeasured, overflow=Overflow.KEEP_LATEST, maxsize=4
+        )
+        # Operator commands (MQTT command topics): applied at the start of the next cycle.
+        self._commands = ctx.bus.subscribe(
+            "engine-commands", CommandRequested, overflow=Overflow.NEVER_DROP, maxsize=64
         )
         self._soc_saved_s: float | None = None
         self.cycles = Counter(
@@ -88,6 +93,7 @@ class EngineComponent:
             except Exception:
                 self.driver_failures.labels(driver="relays").inc()
                 log.exception("relay driver check_lease failed")
+        applied = self._apply_commands(now_s)
         result = self.engine.step(now_s)
         self._drive(result, now_s)
         for error, seconds in result.reactions:
@@ -98,10 +104,31 @@ class EngineComponent:
             elif isinstance(notice, RelaySwitched):
                 self.relay_switches.labels(relay=str(notice.relay)).inc()
             ctx.bus.publish(notice)
+        for notice in applied:
+            ctx.bus.publish(notice)
         self.cycles.inc()
         self.running.set(1)
         self._persist_soc(now_s)
         return result
+
+    def _apply_commands(self, now_s: float) -> list[Notice]:
+        """Apply the commands received since the last cycle (before this cycle's step)."""
+        applied: list[Notice] = []
+        while (cmd := self._commands.get_nowait()) is not None:
+            try:
+                outcome = apply_command(self.engine, cmd, now_s)
+            except Exception:
+                log.exception("command %s from %s failed", cmd.command, cmd.source)
+                continue
+            log.warning(
+                "command %s from %s (request %d): %s",
+                cmd.command,
+                cmd.source,
+                cmd.request,
+                outcome.detail,
+            )
+            applied.append(outcome)
+        return applied
 
     def _drive(self, result: StepResult, now_s: float) -> None:
         d = self.ctx.drivers

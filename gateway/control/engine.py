@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -149,7 +149,11 @@ class Engine:
     # --- commands -------------------------------------------------------------------
 
     def request_go_safe(self, source: str, active: bool = True) -> None:
-        """Open every relay while any source requests it (always honoured)."""
+        """Open every relay while any source requests it (always honoured).
+
+        Like `acknowledge`/`reset_errors`, call it only on the engine's task between steps;
+        other tasks send a `gateway.control.commands.CommandRequested` over the bus instead.
+        """
         if active:
             self.go_safe_requests.add(source)
         else:
@@ -166,16 +170,21 @@ class Engine:
         save_latched(self.state_dir, self.latched)
         return True
 
-    def reset_errors(self, now_s: float) -> tuple[list[str], list[str]]:
+    def reset_errors(
+        self, now_s: float, names: Iterable[str] | None = None
+    ) -> tuple[list[str], list[str]]:
         """An error reset: acknowledge every latched error whose condition has cleared.
 
         A latched error whose breach (or unknown data) is still present, or whose value is
-        still between its trip and release thresholds, stays latched. Returns the names
-        cleared and the names kept.
+        still between its trip and release thresholds, stays latched. `names` limits the
+        reset to those errors (None: all). Returns the names cleared and the names kept.
         """
         cleared: list[str] = []
         kept: list[str] = []
+        wanted = None if names is None else set(names)
         for name in ERROR_NAMES:
+            if wanted is not None and name not in wanted:
+                continue
             e = self.errors[name]
             if not (e.active and e.latched):
                 continue
