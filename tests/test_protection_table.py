@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from gateway.config import load_config
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
-from gateway.control.settings import EXTRA_SIGNALS, resolve
+from gateway.control.settings import EXTRA_SIGNALS, OUTPUT_FUNCTIONS, RelayFunction, resolve
 from gateway.control.table import ACTIONS, BY_NAME, PROTECTIONS, SEVERITIES
 
 DOC = Path(__file__).parent.parent / "docs" / "protections.md"
+
+
+def test_relay_function_type_lists_every_output_function() -> None:
+    # RelayFunction must be spelled out for the type checker; this keeps it in step.
+    assert get_args(RelayFunction) == OUTPUT_FUNCTIONS
 
 
 def test_one_row_per_error_name() -> None:

@@ -9,7 +9,7 @@ naming the dotted path of the key that is wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -24,20 +24,6 @@ if TYPE_CHECKING:
 Chemistry = Literal["lfp", "nmc"]
 
 # Input signals a discrete input (or a point `override.<signal>`) can carry.
-INPUT_SIGNALS: tuple[str, ...] = (
-    "none",
-    "battery_cover",
-    "charger_connected",
-    "power_down_request",
-    "inhibit_charging",
-    "inhibit_discharging",
-    "charge_contactor_feedback",
-    "discharge_contactor_feedback",
-    "charge_request",
-    "discharge_request",
-    "balancing_request",
-    "go_safe",
-)
 InputSignal = Literal[
     "none",
     "battery_cover",
@@ -52,6 +38,7 @@ InputSignal = Literal[
     "balancing_request",
     "go_safe",
 ]
+INPUT_SIGNALS: tuple[str, ...] = get_args(InputSignal)
 
 CONTACTOR_FUNCTIONS: tuple[str, ...] = (
     "discharge_contactor",
