@@ -301,6 +301,12 @@ class CoilDriven(Polled):
     writer: CoilWriter
     _closed_down: bool
 
+    def _bind(self, opts: ModbusLinkOptions, link: ModbusLink, coils: dict[Any, int]) -> None:
+        """Attach the module and the coil address of each name (before `_start()`)."""
+        self.opts = opts
+        self.link = link
+        self.writer = CoilWriter(link, opts.device_id, coils)
+
     def _write(self, name: Any, on: bool, /) -> None:
         self.writer.want(name, on)
         self._poke()
@@ -320,11 +326,7 @@ class ModbusRelays(CoilDriven, LeasedRelays):
 
     def __init__(self, opts: ModbusCoilOptions, link: ModbusLink) -> None:
         LeasedRelays.__init__(self)
-        self.opts = opts
-        self.link = link
-        self.writer = CoilWriter(
-            link, opts.device_id, dict(zip(range(1, RELAY_COUNT + 1), opts.coils, strict=True))
-        )
+        self._bind(opts, link, dict(zip(range(1, RELAY_COUNT + 1), opts.coils, strict=True)))
         self._start()
 
 
@@ -333,11 +335,7 @@ class ModbusOutputs(CoilDriven, Outputs):
 
     def __init__(self, opts: ModbusCoilOptions, link: ModbusLink) -> None:
         Outputs.__init__(self, list(range(1, OUTPUT_COUNT + 1)))
-        self.opts = opts
-        self.link = link
-        self.writer = CoilWriter(
-            link, opts.device_id, dict(zip(range(1, OUTPUT_COUNT + 1), opts.coils, strict=True))
-        )
+        self._bind(opts, link, dict(zip(range(1, OUTPUT_COUNT + 1), opts.coils, strict=True)))
         self._start()
 
 
@@ -346,9 +344,7 @@ class ModbusIndicators(CoilDriven, Indicators):
 
     def __init__(self, opts: ModbusIndicatorOptions, link: ModbusLink) -> None:
         Indicators.__init__(self, list(INDICATORS))
-        self.opts = opts
-        self.link = link
-        self.writer = CoilWriter(link, opts.device_id, dict(opts.coils))
+        self._bind(opts, link, dict(opts.coils))
         self._start()
 
 
