@@ -15,6 +15,16 @@ from gateway.adapters.can.config import CanInverterSection
 from gateway.adapters.can.dbc import Frame, encode, shipped, text_raw
 from gateway.core.state import GatewayState
 
+# The frames Victron and SMA both read (0x351-0x35F, alarms as 0x35A pairs).
+_PAIR_ALARM_FRAMES: tuple[str, ...] = (
+    "BMS_Limits",
+    "BMS_SocSoh",
+    "BMS_Measurements",
+    "BMS_Alarms",
+    "BMS_Manufacturer",
+    "BMS_BatteryInfo",
+)
+
 PROFILES: dict[str, tuple[str, ...]] = {
     "pylon": (
         "BMS_Limits",
@@ -25,12 +35,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
         "BMS_Manufacturer",
     ),
     "victron": (
-        "BMS_Limits",
-        "BMS_SocSoh",
-        "BMS_Measurements",
-        "BMS_Alarms",
-        "BMS_Manufacturer",
-        "BMS_BatteryInfo",
+        *_PAIR_ALARM_FRAMES,
         "BMS_Name1",
         "BMS_Name2",
         "BMS_ModuleCounts",
@@ -40,14 +45,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
         "BMS_MinCellTemperatureId",
         "BMS_MaxCellTemperatureId",
     ),
-    "sma": (
-        "BMS_Limits",
-        "BMS_SocSoh",
-        "BMS_Measurements",
-        "BMS_Alarms",
-        "BMS_Manufacturer",
-        "BMS_BatteryInfo",
-    ),
+    "sma": _PAIR_ALARM_FRAMES,
 }
 
 # Our error names -> 0x359 (Pylon) flag signals. Errors not listed set ProtSystemError.
