@@ -195,6 +195,11 @@ class CommandTopics:
             registry=reg,
         )
 
+    @property
+    def ready(self) -> bool:
+        """True once subscribed on a connection (replies can be published)."""
+        return self._client is not None
+
     # --- MqttExtension ------------------------------------------------------------------
 
     def subscriptions(self) -> list[str]:
