@@ -107,6 +107,10 @@ def extension_profile(
               bits={i: f"ext.signal.{n}" for i, n in enumerate(SIGNAL_NAMES)}),
         Point(name="ext.boards_online_mask", address=0x3028, type="bitfield32"),
     ]  # fmt: skip
+
+    def temperature(name: str, addr: int) -> None:
+        pts.append(Point(name=name, address=addr, type="S16", scale=0.1, unit="°C", missing=0x8000))
+
     for b in range(1, boards + 1):
         for c in range(1, cells + 1):
             pts.append(
@@ -119,26 +123,10 @@ def extension_profile(
                     missing=0xFFFF,
                 )
             )
-            pts.append(
-                Point(
-                    name=f"ext.board.{b}.temperature.{c}_c",
-                    address=EXT_TEMPERATURES + (b - 1) * cells + (c - 1),
-                    type="S16",
-                    scale=0.1,
-                    unit="°C",
-                    missing=0x8000,
-                )
+            temperature(
+                f"ext.board.{b}.temperature.{c}_c", EXT_TEMPERATURES + (b - 1) * cells + (c - 1)
             )
-        pts.append(
-            Point(
-                name=f"ext.board.{b}.board_temperature_c",
-                address=EXT_BOARD_TEMPERATURES + (b - 1),
-                type="S16",
-                scale=0.1,
-                unit="°C",
-                missing=0x8000,
-            )
-        )
+        temperature(f"ext.board.{b}.board_temperature_c", EXT_BOARD_TEMPERATURES + (b - 1))
     return Profile(
         name="bms-gateway-ext",
         description="bms-gateway extension block (input registers 0x3000-0x3516)",
