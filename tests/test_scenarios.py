@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.cli import main
+from gateway.control.scenario.registry import (
+    EXPECTATIONS,
+    SET_ACTIONS,
+    Expectation,
+    Outcome,
+    SetAction,
+)
 from gateway.control.scenario.runner import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, report, run_file
+from gateway.control.scenario.world import World
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
 
@@ -78,3 +89,28 @@ def test_cli_runs_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad = _write(tmp_path, "steps: []\n")
     assert main(["scenario", str(good), str(bad)]) == 2
     assert "INVALID" in capsys.readouterr().out
+
+
+def test_a_set_action_may_return_an_awaitable_the_runner_awaits_before_time_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, float]] = []
+
+    async def landed(world: World) -> None:
+        await asyncio.sleep(0)  # a real suspension: other tasks may run meanwhile
+        seen.append(("awaited", world.clock.now()))
+
+    def apply(world: World, _: Any) -> Awaitable[None]:
+        seen.append(("applied", world.clock.now()))
+        return landed(world)
+
+    def check(world: World, _: Any) -> list[Outcome]:
+        seen.append(("checked", world.clock.now()))
+        return [Outcome(True, "probe", "-", "-")]
+
+    monkeypatch.setitem(SET_ACTIONS, "probe", SetAction("probe", lambda v, p, c: v, apply))
+    monkeypatch.setitem(EXPECTATIONS, "probe", Expectation("probe", lambda v, p, c: v, check))
+    p = _write(tmp_path, "steps:\n  - at: 1\n    set: {probe: 1}\n    expect: {probe: 1}\n")
+    out = io.StringIO()
+    assert report([run_file(p)], out) == EXIT_PASS, out.getvalue()
+    assert seen == [("applied", 1.0), ("checked", 1.0), ("awaited", 1.0)]

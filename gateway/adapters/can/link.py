@@ -114,6 +114,7 @@ class CanLink:
         self.up = False
         self._reader: _Reader | None = None
         self._event = asyncio.Event()
+        self._handled = asyncio.Event()  # replaced (after being set) each time frames are handled
         self._failure: str | None = None
         self._tx_failures = 0
         self._down_logged = False
@@ -123,6 +124,11 @@ class CanLink:
         """Frames the current reader thread has queued for the loop (scenario sync point)."""
         reader = self._reader
         return 0 if reader is None else reader.received
+
+    async def handled_beyond(self, count: int) -> None:
+        """Wait until the loop has handled a frame beyond the first `count` the reader queued."""
+        while self.rx_seen <= count:
+            await self._handled.wait()
 
     def _describe(self) -> str:
         return f"{self.cfg.interface}:{self.cfg.channel}"
@@ -183,6 +189,8 @@ class CanLink:
                     on_frames(batch)
                     if frames:
                         await asyncio.sleep(0)
+                handled, self._handled = self._handled, asyncio.Event()
+                handled.set()
                 if reader.failure is not None:
                     return f"receive failed: {reader.failure!r}"
                 if self._failure is not None:

@@ -12,8 +12,8 @@ channel when the scenario's config has `can.enabled: true` (never real hardware)
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from cantools.database.can import Message
 
 from gateway.adapters.can.adapter import CanAdapter
 from gateway.adapters.can.dbc import dbc_set, decode
+from gateway.adapters.can.link import CanLink
 from gateway.config import GatewayConfig
 from gateway.control.scenario.registry import (
     Expectation,
@@ -37,6 +38,7 @@ from gateway.control.scenario.world import World
 
 KEY = "can"
 MAX_ID = 0x1FFFFFFF
+RECEIVE_TIMEOUT_S = 5.0  # real time for the virtual bus thread to deliver an injected frame
 
 
 @dataclass
@@ -89,18 +91,22 @@ def _parse_inject(value: Any, path: str, config: GatewayConfig) -> can.Message:
     return can.Message(arbitration_id=arb, is_extended_id=extended, data=data)
 
 
-def _inject(world: World, msg: can.Message) -> None:
+def _inject(world: World, msg: can.Message) -> Awaitable[None]:
     sc: ScenarioCan = world.extras[KEY]
     link = sc.adapter.link
     before = link.rx_seen
     sc.peer.send(msg)
-    deadline = time.monotonic() + 5.0
-    # The reader thread must have queued the frame before the runner advances the clock,
-    # so the next tick decodes it deterministically.
-    while link.rx_seen <= before:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the CAN adapter did not receive the injected frame")
-        time.sleep(0.0005)
+    return _received(link, before)
+
+
+async def _received(link: CanLink, before: int) -> None:
+    # The frame must be decoded before the runner advances the clock, so it is decoded at
+    # the set time and seen from the next tick, deterministically.
+    try:
+        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+            await link.handled_beyond(before)
+    except TimeoutError:
+        raise RuntimeError("the CAN adapter did not receive the injected frame") from None
 
 
 @dataclass(frozen=True)

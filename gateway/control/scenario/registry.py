@@ -49,11 +49,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class SetAction:
-    """A `set` key: `parse(value, path, config)` then `apply(world, parsed)`."""
+    """A `set` key: `parse(value, path, config)` then `apply(world, parsed)`.
+
+    `apply` may return an awaitable (e.g. waiting for real I/O it started to land); the
+    runner awaits it at the end of the tick, before the clock moves on.
+    """
 
     name: str
     parse: Callable[[Any, str, GatewayConfig], Any]
-    apply: Callable[[World, Any], None]
+    apply: Callable[[World, Any], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -254,9 +255,11 @@ async def run_scenario(s: Scenario) -> list[tuple[float, Outcome]]:
             world.pack.step(t - last_s)
             last_s = t
             todays = by_time.get(t_ms, [])
+            settling: list[Awaitable[None]] = []
             for step in todays:
                 for action, value in step.sets:
-                    action.apply(world, value)
+                    if (pending := action.apply(world, value)) is not None:
+                        settling.append(pending)
             if t_ms % poll_ms == 0:
                 world.logic.poll(t)
             if t_ms % cycle_ms == 0:
@@ -265,6 +268,8 @@ async def run_scenario(s: Scenario) -> list[tuple[float, Outcome]]:
             for step in todays:
                 for expectation, value in step.expects:
                     outcomes.extend((t, o) for o in expectation.check(world, value))
+            for landing in settling:  # effects land before the clock moves: seen next tick
+                await landing
     finally:
         world.engine.shutdown()
         await world.stop_components()
