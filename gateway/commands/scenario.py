@@ -26,7 +26,12 @@ def add_parser(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    gateway_log = logging.getLogger("gateway")
+    saved_level = gateway_log.level
     if not args.log and not args.verbose:
-        logging.getLogger("gateway").setLevel(logging.ERROR)
-    results = [run_file(f) for f in args.files]
+        gateway_log.setLevel(logging.ERROR)
+    try:
+        results = [run_file(f) for f in args.files]
+    finally:
+        gateway_log.setLevel(saved_level)  # the CLI may run inside a longer-lived process
     return report(results, sys.stdout)
