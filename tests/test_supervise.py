@@ -57,3 +57,47 @@ async def test_a_crashing_task_cancels_its_siblings() -> None:
         await asyncio.wait_for(run_tasks([("crash", crash()), ("sibling", sibling())]), 10)
     assert info.group_contains(RuntimeError)
     assert sibling_cancelled.is_set()
+
+
+async def test_a_cancel_swallowed_by_a_library_is_honoured_at_the_next_check() -> None:
+    from gateway.core.supervise import reraise_swallowed_cancel
+
+    reached_after = False
+
+    async def library_call() -> str:  # what asyncio.wait_for does on 3.11 in the race
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return "reply that arrived together with the cancel"
+        return "reply"
+
+    async def worker() -> None:
+        nonlocal reached_after
+        await library_call()
+        reraise_swallowed_cancel()
+        reached_after = True
+
+    task = asyncio.create_task(worker())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    assert not reached_after
+
+
+async def test_a_failed_taskgroup_leaves_no_stray_cancel_on_a_parent_that_carries_on() -> None:
+    from gateway.core.supervise import taskgroup_cancel_fix
+
+    async def fail_soon() -> None:
+        await asyncio.sleep(0)
+        raise OSError("link lost")
+
+    async def parent() -> int:
+        with pytest.raises(ExceptionGroup), taskgroup_cancel_fix():
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(fail_soon())
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert await asyncio.wait_for(asyncio.create_task(parent()), 10) == 0

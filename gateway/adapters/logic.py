@@ -39,6 +39,7 @@ from gateway.core.errors import (
     FrameTruncatedError,
 )
 from gateway.core.events import BoardCameOnline, BoardScanned, BoardWentOffline
+from gateway.core.supervise import reraise_swallowed_cancel
 from gateway.protocols import logic_map
 from gateway.protocols.modbus_rtu import crc_ok
 
@@ -358,6 +359,7 @@ class LogicAdapter:
         """Read and decode one board; every failure becomes one of our error types."""
         try:
             rr = await self._client.read_input_registers(0, count=self.count, device_id=board)
+            reraise_swallowed_cancel()
         except ConnectionException as err:
             raise LinkDownError(f"serial port {self.port}: {err}") from err
         except ModbusIOException as err:
@@ -396,6 +398,7 @@ class LogicAdapter:
             rr = await self._client.write_registers(
                 logic_map.HOLD_BALANCING_REQUEST, values, device_id=board
             )
+            reraise_swallowed_cancel()
             ok = not rr.isError()
         except (ModbusException, OSError) as err:
             log.debug("balancing write to board %d failed: %s", board, err)

@@ -9,8 +9,9 @@ the children that are still running until they are all done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -62,3 +63,40 @@ async def cancel_and_wait(task: asyncio.Task[Any], retry_s: float = RECANCEL_INT
     if not task.cancelled() and task.exception() is not None:
         log.debug("task %s ended with %r while being stopped", task.get_name(), task.exception())
     return attempts
+
+
+def reraise_swallowed_cancel() -> None:
+    """Raise `CancelledError` if this task was asked to stop but a library ate the request.
+
+    Call it right after awaiting a library that uses `asyncio.wait_for` internally (aiomqtt,
+    pymodbus): on Python 3.11 `wait_for` returns the result instead of raising when the
+    cancellation arrives together with the reply. `Task.cancelling()` still counts the
+    request, so the task can honour it here instead of running on (and a TaskGroup, which
+    cancels each child only once, waiting for it forever).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+@contextlib.contextmanager
+def taskgroup_cancel_fix() -> Iterator[None]:
+    """Undo the stray cancel request a failing `TaskGroup` leaves on its parent task.
+
+    On Python 3.11 a TaskGroup whose child fails cancels the parent task and, when the
+    parent was already waiting in `__aexit__`, never `uncancel()`s it (fixed in 3.12). A
+    parent that handles the error and carries on (a reconnect loop) would then look
+    "cancelling" for ever and `reraise_swallowed_cancel` would stop it. A genuine cancel
+    absorbed in that window is re-sent by the supervisor, which cancels until tasks end.
+    """
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        if task is not None:
+            while task.cancelling() > before:
+                task.uncancel()
+        raise

@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
 from gateway.core.events import Notice
+from gateway.core.supervise import reraise_swallowed_cancel, taskgroup_cancel_fix
 from gateway.publishers.payloads import (
     AVAILABILITY_OFFLINE,
     AVAILABILITY_ONLINE,
@@ -186,9 +187,10 @@ class MqttPublisher:
         delay_s = self._cfg.reconnect_min_s
         while True:
             try:
-                async with self._client() as client:
-                    delay_s = self._cfg.reconnect_min_s
-                    await self._serve(client)
+                with taskgroup_cancel_fix():
+                    async with self._client() as client:
+                        delay_s = self._cfg.reconnect_min_s
+                        await self._serve(client)
             except Exception as err:  # a publisher must never stop the gateway
                 self._lost(err, delay_s)
             await self._clock.sleep(delay_s)
@@ -274,7 +276,9 @@ class MqttPublisher:
                 subs = list(ext.subscriptions())
                 for topic in subs:
                     await client.subscribe(topic, qos=1)
+                    reraise_swallowed_cancel()
                 await ext.on_connected(client)
+                reraise_swallowed_cancel()
             except aiomqtt.MqttError:
                 raise
             except Exception:
@@ -341,6 +345,7 @@ class MqttPublisher:
                     continue
                 try:
                     await ext.on_message(client, message)
+                    reraise_swallowed_cancel()
                 except aiomqtt.MqttError:
                     raise
                 except Exception:
@@ -362,9 +367,11 @@ class MqttPublisher:
             await client.publish(topic, payload, qos=qos, retain=retain, timeout=io_timeout_s)
         except aiomqtt.MqttError:
             self._failures.labels(topic=label).inc()
+            reraise_swallowed_cancel()
             raise
         self._latency.labels(topic=label).observe(max(0.0, self._clock.now() - start_s))
         self._ctx.health.mqtt_publishes.labels(topic=label).inc()
+        reraise_swallowed_cancel()
 
 
 def create(ctx: GatewayContext) -> MqttPublisher | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +14,7 @@ from gateway.core.bus import EventBus
 from gateway.core.clock import Clock
 from gateway.core.errors import FrameError
 from gateway.core.events import PackMeasured, PointsRead
+from gateway.core.supervise import reraise_swallowed_cancel
 from gateway.protocols.modbus_profile import (
     Block,
     PointValue,
@@ -24,18 +24,6 @@ from gateway.protocols.modbus_profile import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _raise_if_cancelling() -> None:
-    """Re-raise a cancellation that pymodbus swallowed.
-
-    pymodbus awaits `asyncio.wait_for` internally; on Python 3.11 that can eat a
-    cancellation arriving together with the reply, and the poll loop would then block on
-    its next sleep and hang shutdown. `Task.cancelling()` still remembers the request.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class RegisterReader(Protocol):
@@ -137,7 +125,7 @@ class DevicePoller:
         values: dict[str, PointValue] = {}
         failure: str | None = None
         for block in self.plan:
-            _raise_if_cancelling()
+            reraise_swallowed_cancel()
             if (self.cycle - 1) % block.every:
                 continue
             self._metrics.requests.labels(device=self.name).inc()
@@ -158,7 +146,7 @@ class DevicePoller:
                 self._metrics.decode_problems.labels(device=self.name).inc(len(problems))
                 log.debug("%s: %s", self.name, "; ".join(problems))
             values.update(decoded)
-        _raise_if_cancelling()
+        reraise_swallowed_cancel()
         now = self._clock.now()
         if values:
             self._publish(values, now)
