@@ -33,6 +33,7 @@ from gateway.publishers.homeassistant import (
 from gateway.publishers.payloads import encode, state_message
 from tests.support.broker import Broker
 from tests.support.tasks import cancel_for_sure
+from tests.support.waiting import until
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -497,6 +498,7 @@ async def test_entities_the_config_no_longer_makes_are_removed(broker: Broker) -
     assert len(stale) == 3 * 6 + 1
     async with observing(broker) as obs, driving(ext, broker):
         await obs.wait_for(lambda: stale <= {t for t, p, _ in obs.messages if p == b""})
+        await until(lambda: stale <= set(ext.removed), "removals recorded (after each PUBACK)")
     after = await retained(broker)
     assert set(after) == {m.topic for m in ext.messages} | {
         "homeassistant/sensor/other-node/voltage/config"
