@@ -63,7 +63,8 @@ def test_replay_of_a_missing_file_is_a_clear_error(
 
 @pytest.mark.parametrize("suffix", [".log", ".blf"])
 def test_record_then_replay_onto_a_bus(tmp_path: Path, suffix: str) -> None:
-    channel = f"rec-{uuid.uuid4().hex}"
+    # A channel name ending in a large number used to break BLF (a 16-bit channel field).
+    channel = f"rec-{uuid.uuid4().hex}-{uuid.uuid4().int}"
     path = tmp_path / f"rec{suffix}"
     result: list[int] = []
     rec = threading.Thread(

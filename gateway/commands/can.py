@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import can
+import can.util
 
 from gateway.adapters.can.config import CanSection
 from gateway.adapters.can.decoder import FrameDecoder
@@ -99,6 +100,9 @@ def _record(args: argparse.Namespace) -> int:
                 except KeyboardInterrupt:
                     break
                 if msg is not None:
+                    number = can.util.channel2int(msg.channel)
+                    if number is not None and not 0 <= number <= 0xFFFF:
+                        msg.channel = None  # BLF stores a 16-bit channel number
                     writer.on_message_received(msg)
                     n += 1
     except (can.CanError, OSError) as err:
