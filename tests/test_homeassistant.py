@@ -68,27 +68,61 @@ BINARY_DEVICE_CLASSES = {
     "tamper", "update", "vibration", "window",
 }  # fmt: skip
 ENTITY_CATEGORIES = {"config", "diagnostic"}
-COMMON_REQUIRED = {
-    "name", "unique_id", "state_topic", "value_template", "availability_topic",
-    "payload_available", "payload_not_available", "device",
+# Keys every entity carries (availability, device, identity).
+BASE_REQUIRED = {
+    "name", "unique_id", "availability_topic", "payload_available", "payload_not_available",
+    "device",
 }  # fmt: skip
+STATE_KEYS = {"state_topic", "value_template"}
+# Required per component: HA's schema requires `command_topic` for switch (MQTT_RW_SCHEMA)
+# and button; the state and payload keys below are ours (explicit, never HA's defaults:
+# HA's switch/binary_sensor default to ON/OFF, the button to PRESS, which commands.py would
+# reject).
 REQUIRED = {
-    "sensor": COMMON_REQUIRED,
-    "binary_sensor": COMMON_REQUIRED | {"payload_on", "payload_off"},
-}
-ALLOWED_KEYS = {
-    *COMMON_REQUIRED, "payload_on", "payload_off", "device_class", "state_class",
-    "unit_of_measurement", "entity_category", "icon", "suggested_display_precision",
+    "sensor": BASE_REQUIRED | STATE_KEYS,
+    "binary_sensor": BASE_REQUIRED | STATE_KEYS | {"payload_on", "payload_off"},
+    "switch": BASE_REQUIRED | STATE_KEYS | {
+        "command_topic", "payload_on", "payload_off", "state_on", "state_off",
+    },
+    "button": BASE_REQUIRED | {"command_topic", "payload_press"},
 }  # fmt: skip
+# Keys each component accepts (HA's MQTT platform schemas; a button has no state).
+COMMON_OPTIONAL = {"entity_category", "icon"}
+ALLOWED = {
+    "sensor": REQUIRED["sensor"] | COMMON_OPTIONAL | {
+        "device_class", "state_class", "unit_of_measurement", "suggested_display_precision",
+    },
+    "binary_sensor": REQUIRED["binary_sensor"] | COMMON_OPTIONAL | {"device_class"},
+    "switch": REQUIRED["switch"] | COMMON_OPTIONAL | {"device_class"},
+    "button": REQUIRED["button"] | COMMON_OPTIONAL | {"device_class"},
+}  # fmt: skip
+SWITCH_DEVICE_CLASSES = {"outlet", "switch"}
+BUTTON_DEVICE_CLASSES = {"identify", "restart", "update"}
 TOPIC = re.compile(
-    r"^homeassistant/(sensor|binary_sensor)/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)/config$"
+    r"^homeassistant/(sensor|binary_sensor|switch|button)/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)"
+    r"/config$"
 )
 
 
-def make_config(**ha: Any) -> GatewayConfig:
+def make_config(commands: dict[str, Any] | None = None, **ha: Any) -> GatewayConfig:
     return load_config(
-        overrides={"logic": {"boards": 3, "cells_per_board": 3}, "homeassistant": ha}, env=False
+        overrides={
+            "logic": {"boards": 3, "cells_per_board": 3},
+            "homeassistant": ha,
+            "commands": commands or {},
+        },
+        env=False,
     )
+
+
+# Every combination of the command options that changes which controls exist.
+COMMAND_CONFIGS = [
+    {},
+    {"enabled": False},
+    {"allow_ack": True},
+    {"allow_go_safe_release": False},
+    {"allow_ack": True, "allow_go_safe_release": False},
+]
 
 
 def real_state() -> GatewayState:
@@ -120,7 +154,7 @@ def real_state() -> GatewayState:
     )
     c = state.control
     c.errors_active = ["cell_imbalance", "high_humidity"]
-    c.signals = {"charge_allowed": False, "discharge_allowed": True}
+    c.signals = {"charge_allowed": False, "discharge_allowed": True, "go_safe": True}
     c.relays = {
         1: SwitchState("discharge_contactor", True, ("discharge_allowed",), 10.0),
         3: SwitchState("charge_contactor", False, (), None),
@@ -150,9 +184,10 @@ def payloads(config: GatewayConfig) -> dict[str, dict[str, Any]]:
 # --- the table and HA's rules ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("commands", COMMAND_CONFIGS)
 @pytest.mark.parametrize("per_cell", [False, True])
-def test_every_config_is_valid_for_home_assistant(per_cell: bool) -> None:
-    config = make_config(per_cell_entities=per_cell)
+def test_every_config_is_valid_for_home_assistant(per_cell: bool, commands: dict[str, Any]) -> None:
+    config = make_config(commands, per_cell_entities=per_cell)
     messages = discovery_messages(config)
     unique_ids: set[str] = set()
     for m in messages:
@@ -163,11 +198,12 @@ def test_every_config_is_valid_for_home_assistant(per_cell: bool) -> None:
         assert node == "bms-gateway"
         p = json.loads(m.payload)
         assert REQUIRED[component] <= set(p), (m.topic, REQUIRED[component] - set(p))
-        assert set(p) <= ALLOWED_KEYS, set(p) - ALLOWED_KEYS
+        assert set(p) <= ALLOWED[component], (m.topic, set(p) - ALLOWED[component])
         assert p["unique_id"] == f"bms-gateway_{object_id}"
         assert p["unique_id"] not in unique_ids
         unique_ids.add(p["unique_id"])
-        assert p["state_topic"] == "bms/bms-gateway/state"
+        if component != "button":
+            assert p["state_topic"] == "bms/bms-gateway/state"
         assert p["availability_topic"] == "bms/bms-gateway/availability"
         assert (p["payload_available"], p["payload_not_available"]) == ("online", "offline")
         # HA prefixes the device name: entity names must not repeat it.
@@ -175,7 +211,14 @@ def test_every_config_is_valid_for_home_assistant(per_cell: bool) -> None:
         assert "bms" not in p["name"].lower()
         assert p.get("entity_category", "diagnostic") in ENTITY_CATEGORIES
         dc, unit, sc = p.get("device_class"), p.get("unit_of_measurement"), p.get("state_class")
-        if component == "sensor":
+        if component in {"switch", "button"}:
+            # The command topic is exactly what the command extension subscribes to.
+            assert p["command_topic"] == f"bms/bms-gateway/command/{object_id}"
+            assert dc is None or dc in (
+                SWITCH_DEVICE_CLASSES if component == "switch" else BUTTON_DEVICE_CLASSES
+            )
+            assert unit is None and sc is None
+        elif component == "sensor":
             if dc is not None:
                 assert dc in SENSOR_DEVICE_CLASS_UNITS, dc
                 assert unit in SENSOR_DEVICE_CLASS_UNITS[dc], (p["name"], dc, unit)
@@ -187,7 +230,45 @@ def test_every_config_is_valid_for_home_assistant(per_cell: bool) -> None:
             assert dc is None or dc in BINARY_DEVICE_CLASSES, dc
             assert unit is None and sc is None
     per_cell_count = 3 * (3 + 3)
-    assert len(messages) == len(DESCRIPTIONS) + (per_cell_count if per_cell else 0)
+    controls = {"switch", "button"}
+    fixed = [d for d in DESCRIPTIONS if d.component not in controls]
+    assert len(messages) == len(fixed) + len(expected_controls(commands)) + (
+        per_cell_count if per_cell else 0
+    )
+    assert {
+        TOPIC.match(m.topic).group(1, 3)  # type: ignore[union-attr]
+        for m in messages
+        if m.topic.split("/")[1] in controls
+    } == expected_controls(commands)
+
+
+def expected_controls(commands: dict[str, Any]) -> set[tuple[str, str]]:
+    """(component, object_id) of the controls the `commands` options should produce."""
+    if not commands.get("enabled", True):
+        return set()
+    out = {("switch" if commands.get("allow_go_safe_release", True) else "button", "go_safe")}
+    if commands.get("allow_ack", False):
+        out.add(("button", "ack"))
+    return out
+
+
+def test_controls_send_what_the_command_extension_accepts() -> None:
+    """Each control's payloads parse as the intended command (commands.parse_command)."""
+    from gateway.publishers.commands import parse_command
+
+    for commands in COMMAND_CONFIGS:
+        for topic, p in payloads(make_config(commands)).items():
+            component = topic.split("/")[1]
+            if component not in {"switch", "button"}:
+                continue
+            name = p["command_topic"].rsplit("/", 1)[1]
+            if component == "switch":
+                assert parse_command(name, p["payload_on"].encode()).active is True
+                assert parse_command(name, p["payload_off"].encode()).active is False
+            elif name == "go_safe":
+                assert parse_command(name, p["payload_press"].encode()).active is True
+            else:
+                assert parse_command(name, p["payload_press"].encode()).errors is None  # all
 
 
 def test_the_table_has_every_required_entity() -> None:
@@ -315,13 +396,17 @@ def _numeric_or_none(text: str) -> float | None:
 
 
 def test_templates_resolve_against_a_real_state_message() -> None:
-    config = make_config(per_cell_entities=True)
+    config = make_config({"allow_ack": True}, per_cell_entities=True)
     value_json = state_json(real_state(), config)
-    rendered = {d.key: render(d.value_template, value_json) for d in entity_descriptions(config)}
-    for d in entity_descriptions(config):
+    stateful = [d for d in entity_descriptions(config) if d.value_template is not None]
+    assert {d.key for d in entity_descriptions(config)} - {d.key for d in stateful} == {"ack"}
+    rendered = {d.key: render(d.value_template, value_json) for d in stateful}  # type: ignore[arg-type]
+    for d in stateful:
         out = rendered[d.key]
         if d.component == "binary_sensor":
             assert out in {"ON", "OFF", "None"}, (d.key, out)
+        elif d.component == "switch":
+            assert out in {d.state_on, d.state_off, "None"}, (d.key, out)
         elif d.device_class == "timestamp":
             assert datetime.fromisoformat(out).tzinfo is not None
         elif d.state_class is not None:
@@ -340,6 +425,7 @@ def test_templates_resolve_against_a_real_state_message() -> None:
     assert float(rendered["charge_voltage_limit"]) == 55.2
     assert float(rendered["charge_current_limit"]) == 0.0
     assert (rendered["charge_allowed"], rendered["discharge_allowed"]) == ("OFF", "ON")
+    assert rendered["go_safe"] == "ON"  # == the switch's state_on
     assert rendered["relay_1"] == "ON"
     assert rendered["relay_3"] == "OFF"
     assert rendered["relay_2"] == "None"  # the engine reports no relay 2: unknown, not OFF
@@ -361,6 +447,8 @@ def test_templates_resolve_before_any_reading() -> None:
     empty = GatewayState(boards={n: BoardState(board=n) for n in (1, 2, 3)})
     value_json = state_json(empty, config)
     for d in entity_descriptions(config):
+        if d.value_template is None:
+            continue
         out = render(d.value_template, value_json)
         if d.key.startswith("error_"):
             assert out == "OFF"
@@ -506,6 +594,30 @@ async def test_entities_the_config_no_longer_makes_are_removed(broker: Broker) -
     assert set(ext.removed) == stale
 
 
+async def test_controls_the_commands_config_no_longer_allows_are_removed(
+    broker: Broker,
+) -> None:
+    # Round 1: go-safe releasable (a switch) and ack allowed (a button).
+    before_cfg = make_config({"allow_ack": True})
+    async with aiomqtt.Client(broker.host, broker.port, identifier="old") as client:
+        for m in discovery_messages(before_cfg):
+            await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+    switch = "homeassistant/switch/bms-gateway/go_safe/config"
+    ack = "homeassistant/button/bms-gateway/ack/config"
+    assert {switch, ack} <= set(await retained(broker))
+
+    # Round 2: release and ack no longer allowed: go-safe becomes a button, ack goes away.
+    config = make_config({"allow_ack": False, "allow_go_safe_release": False})
+    ext = HomeAssistantDiscovery(config)
+    async with observing(broker) as obs, driving(ext, broker):
+        await obs.wait_for(lambda: {switch, ack} <= {t for t, p, _ in obs.messages if p == b""})
+        await until(lambda: {switch, ack} <= set(ext.removed), "removals recorded")
+    after = await retained(broker)
+    assert set(after) == {m.topic for m in ext.messages}
+    assert "homeassistant/button/bms-gateway/go_safe/config" in after
+    assert set(ext.removed) == {switch, ack}
+
+
 def test_config_payload_is_pure() -> None:
     config = make_config()
     d = entity_descriptions(config)[0]
@@ -558,9 +670,13 @@ async def test_gateway_end_to_end_templates_resolve_against_the_published_state(
     value_json = next(s for s in reversed(states) if s["boards_online"] == 2)
     for topic, payload in configs.items():
         p = json.loads(payload)
+        if "value_template" not in p:
+            continue
         out = render(p["value_template"], value_json)
         if "/binary_sensor/" in topic:
             assert out in {"ON", "OFF", "None"}, (topic, out)
+        elif "/switch/" in topic:
+            assert out in {p["state_on"], p["state_off"]}, (topic, out)
         elif "state_class" in p:
             assert (
                 out != "None"
@@ -581,6 +697,6 @@ def test_docs_list_every_entity_and_config_key() -> None:
 
     doc = (Path(__file__).parent.parent / "docs" / "home-assistant.md").read_text()
     for d in DESCRIPTIONS:
-        assert f"| `{d.key}` |" in doc, d.key
+        assert f"| `{d.key}` | {d.component} |" in doc, (d.key, d.component)
     for key in HomeAssistantSection.model_fields:
         assert f"`homeassistant.{key}`" in doc, key

@@ -7,8 +7,11 @@ An MQTT extension (see `gateway.publishers.mqtt.MqttExtension`): the MQTT publis
   keeps the rows whose `has_fn(config)` is true and adds the optional per-cell rows.
 - `discovery_messages(config)` and `removal_message(topic)` are pure builders returning
   `(topic, payload bytes, retain)` (style lesson 10), pinned by golden files in tests.
-- Every entity reads the retained `<prefix>/<id>/state` JSON through a `value_template` and
-  is available while `<prefix>/<id>/availability` is `online` (the gateway's LWT).
+- Every entity with a state reads the retained `<prefix>/<id>/state` JSON through a
+  `value_template`; every entity is available while `<prefix>/<id>/availability` is `online`
+  (the gateway's LWT). Controls (`switch`, `button`) publish to the MQTT command topics
+  `<prefix>/<id>/command/<name>` of `gateway.publishers.commands`; their rows exist only
+  when `commands` allows the command.
 - Re-announces when Home Assistant publishes `online` on its status topic. Removes stale
   entities: it subscribes to its own config topics, so the broker hands back every retained
   config under this node on connect; any that the config no longer produces is cleared with
@@ -25,8 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from gateway import __version__
+from gateway.control.commands import ACK, GO_SAFE
 from gateway.control.names import ERROR_NAMES
 from gateway.publishers.homeassistant_section import HomeAssistantSection
+from gateway.publishers.payloads import Topics
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -42,7 +47,7 @@ RELAYS = (1, 2, 3, 4)
 INPUTS = 4  # dry-contact discrete inputs on the board
 OUTPUTS = 4  # +5 V discrete outputs on the board
 
-Component = Literal["sensor", "binary_sensor"]
+Component = Literal["sensor", "binary_sensor", "switch", "button"]
 
 __all__ = [
     "DESCRIPTIONS",
@@ -73,14 +78,35 @@ def _per_cell(config: GatewayConfig) -> bool:
     return config.homeassistant.per_cell_entities
 
 
+def _go_safe_switchable(config: GatewayConfig) -> bool:
+    """Go-safe as a switch: commands on and `off` (release) accepted."""
+    return config.commands.enabled and config.commands.allow_go_safe_release
+
+
+def _go_safe_request_only(config: GatewayConfig) -> bool:
+    """Go-safe as a button: commands on, but `off` rejected (it cannot be turned off)."""
+    return config.commands.enabled and not config.commands.allow_go_safe_release
+
+
+def _ack_allowed(config: GatewayConfig) -> bool:
+    return config.commands.enabled and config.commands.allow_ack
+
+
 @dataclass(frozen=True, kw_only=True)
 class EntityDescription:
-    """One Home Assistant entity, read from the retained `state` JSON."""
+    """One Home Assistant entity: state read from the retained `state` JSON, commands sent
+    to `<prefix>/<id>/command/<command>`; a field left None is left out of the config."""
 
     key: str  # object_id; unique_id is `<node_id>_<key>`
     component: Component
     name: str  # without the device name: Home Assistant prefixes it
-    value_template: str
+    value_template: str | None = None  # None: no state (a button)
+    command: str | None = None  # command topic name (gateway.control.commands.COMMANDS)
+    payload_on: str | None = None  # binary_sensor: state payloads; switch: command payloads
+    payload_off: str | None = None
+    state_on: str | None = None  # switch: what `value_template` renders for on/off
+    state_off: str | None = None
+    payload_press: str | None = None  # button
     device_class: str | None = None
     state_class: str | None = None
     unit: str | None = None
@@ -126,7 +152,22 @@ def _sensor(key: str, name: str, **kw: Any) -> EntityDescription:
 
 def _binary(key: str, name: str, template: str, **kw: Any) -> EntityDescription:
     return EntityDescription(
-        key=key, component="binary_sensor", name=name, value_template=template, **kw
+        key=key, component="binary_sensor", name=name, value_template=template,
+        payload_on="ON", payload_off="OFF", **kw,
+    )  # fmt: skip
+
+
+def _switch(key: str, name: str, command: str, template: str, **kw: Any) -> EntityDescription:
+    """A switch whose state is an ON/OFF/None template (`_tristate`) on the `state` JSON."""
+    return EntityDescription(
+        key=key, component="switch", name=name, value_template=template, command=command,
+        state_on="ON", state_off="OFF", **kw,
+    )  # fmt: skip
+
+
+def _button(key: str, name: str, command: str, press: str, **kw: Any) -> EntityDescription:
+    return EntityDescription(
+        key=key, component="button", name=name, command=command, payload_press=press, **kw
     )
 
 
@@ -225,6 +266,14 @@ DESCRIPTIONS: tuple[EntityDescription, ...] = (
             entity_category="diagnostic", icon="mdi:cog"),
     _sensor("last_update", "Last update", value_template=_value("timestamp"),
             device_class="timestamp", entity_category="diagnostic"),
+    # --- controls: the MQTT command topics (only what `commands` accepts) --------------
+    _switch("go_safe", "Go safe", GO_SAFE, _tristate("value_json.signals.go_safe"),
+            payload_on="on", payload_off="off", entity_category="config",
+            icon="mdi:shield-alert", has_fn=_go_safe_switchable),
+    _button("go_safe", "Go safe", GO_SAFE, "on", entity_category="config",
+            icon="mdi:shield-alert", has_fn=_go_safe_request_only),
+    _button("ack", "Acknowledge errors", ACK, "all", entity_category="config",
+            icon="mdi:check-all", has_fn=_ack_allowed),
 )  # fmt: skip
 
 
@@ -281,6 +330,11 @@ def availability_topic(config: GatewayConfig) -> str:
     return f"{config.mqtt.topic_prefix}/{config.gateway.id}/availability"
 
 
+def command_topic(config: GatewayConfig, command: str) -> str:
+    """Return the MQTT command topic `<prefix>/<id>/command/<command>` (commands.py)."""
+    return Topics.from_config(config).sub("command", command)
+
+
 def config_topic(config: GatewayConfig, desc: EntityDescription) -> str:
     """Return `<discovery_prefix>/<component>/<node_id>/<object_id>/config`."""
     ha = config.homeassistant
@@ -313,17 +367,22 @@ def config_payload(config: GatewayConfig, desc: EntityDescription) -> dict[str, 
     payload: dict[str, Any] = {
         "name": desc.name_fn(config) if desc.name_fn else desc.name,
         "unique_id": f"{node}_{desc.key}",
-        "state_topic": state_topic(config),
-        "value_template": desc.value_template,
         "availability_topic": availability_topic(config),
         "payload_available": "online",
         "payload_not_available": "offline",
         "device": device_block(config),
     }
-    if desc.component == "binary_sensor":
-        payload["payload_on"] = "ON"
-        payload["payload_off"] = "OFF"
+    if desc.value_template is not None:
+        payload["state_topic"] = state_topic(config)
+        payload["value_template"] = desc.value_template
+    if desc.command is not None:
+        payload["command_topic"] = command_topic(config, desc.command)
     optional = {
+        "payload_on": desc.payload_on,
+        "payload_off": desc.payload_off,
+        "state_on": desc.state_on,
+        "state_off": desc.state_off,
+        "payload_press": desc.payload_press,
         "device_class": desc.device_class,
         "state_class": desc.state_class,
         "unit_of_measurement": desc.unit,
