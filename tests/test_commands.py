@@ -34,6 +34,7 @@ from tests.support.broker import Broker
 from tests.support.mqtt import watching
 from tests.support.tasks import cancel_for_sure
 from tests.support.waiting import until as wait_until
+from tests.support.world import WorldStepper
 
 GW = "gw-cmd"
 BASE = f"bms/{GW}"
@@ -63,23 +64,13 @@ def make_world(tmp_path: Path, broker: Broker | None, **extra: Any) -> World:
     return World.build(load_config(None, data, env=False), PackModel(2, 16), initial_soc=0.6)
 
 
-class Rig:
+class Rig(WorldStepper):
     """A World, the MQTT publisher with the command extension, and a commanding client."""
 
     def __init__(self, world: World, ext: CommandTopics, client: aiomqtt.Client) -> None:
-        self.world = world
+        super().__init__(world)
         self.ext = ext
         self.client = client
-        self.t = 0.0
-
-    async def run_until(self, until_s: float) -> None:
-        """Poll and cycle every 0.1 s of virtual time up to `until_s`."""
-        w = self.world
-        while self.t <= until_s + 1e-9:
-            await w.clock.advance_to(self.t)
-            w.logic.poll(self.t)
-            w.engine.cycle(self.t)
-            self.t = round(self.t + 0.1, 6)
 
     async def send(self, command: str, payload: str | bytes, *, retain: bool = False) -> None:
         await self.client.publish(f"{BASE}/command/{command}", payload, qos=1, retain=retain)

@@ -33,6 +33,7 @@ from tests.support.broker import Broker
 from tests.support.mqtt import watching
 from tests.support.tasks import cancel_for_sure
 from tests.support.waiting import until as wait_until
+from tests.support.world import WorldStepper
 
 GW = "gw-ha-cmd"
 BASE = f"bms/{GW}"
@@ -101,20 +102,10 @@ class HomeAssistant:
         return {config["state_on"]: "on", config["state_off"]: "off"}.get(out, out)
 
 
-class Rig:
+class Rig(WorldStepper):
     def __init__(self, world: World, ha: HomeAssistant) -> None:
-        self.world = world
+        super().__init__(world)
         self.ha = ha
-        self.t = 0.0
-
-    async def run_until(self, until_s: float) -> None:
-        """Poll and cycle every 0.1 s of virtual time up to `until_s`."""
-        w = self.world
-        while self.t <= until_s + 1e-9:
-            await w.clock.advance_to(self.t)
-            w.logic.poll(self.t)
-            w.engine.cycle(self.t)
-            self.t = round(self.t + 0.1, 6)
 
     def received(self, command: str) -> float:
         value = self.world.ctx.registry.get_sample_value(

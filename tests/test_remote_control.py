@@ -22,6 +22,7 @@ from gateway.publishers.modbus_server import GatewayRegisterMap
 from gateway.publishers.modbus_server_section import ModbusServerSection
 from gateway.sim.pack import PackModel
 from tests.support.broker import free_port
+from tests.support.world import WorldStepper
 
 UNIT = 32
 HR_CHARGER_CONNECTED = 0x5101  # bit 1 of IR 0x2000 (docs/modbus.md)
@@ -38,22 +39,12 @@ def make_world(tmp_path: Path, **extra: Any) -> World:
     return World.build(load_config(None, data, env=False), PackModel(2, 16), initial_soc=0.6)
 
 
-class Rig:
+class Rig(WorldStepper):
     """A World plus the gateway's Modbus server on loopback and a client talking to it."""
 
     def __init__(self, world: World, client: AsyncModbusTcpClient) -> None:
-        self.world = world
+        super().__init__(world)
         self.client = client
-        self.t = 0.0
-
-    async def run_until(self, until_s: float) -> None:
-        """Poll and cycle every 0.1 s of virtual time up to `until_s`."""
-        w = self.world
-        while self.t <= until_s + 1e-9:
-            await w.clock.advance_to(self.t)
-            w.logic.poll(self.t)
-            w.engine.cycle(self.t)
-            self.t = round(self.t + 0.1, 6)
 
     async def write(self, address: int, value: int) -> None:
         rr = await self.client.write_register(address, value, device_id=UNIT)
