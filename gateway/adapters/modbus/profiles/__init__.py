@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from gateway.core.errors import ConfigError
 from gateway.protocols.modbus_profile import Profile, parse_profile
 
@@ -38,13 +36,9 @@ def profile_path(name_or_path: str) -> Path:
 @lru_cache(maxsize=32)
 def _load(path: Path, mtime_ns: int) -> Profile:
     del mtime_ns  # part of the cache key only
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"{path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
-    return parse_profile(data, source=str(path))
+    from gateway.config import load_yaml  # noqa: PLC0415 (gateway.config imports this package)
+
+    return parse_profile(load_yaml(path), source=str(path))
 
 
 def load_profile(name_or_path: str) -> Profile:
