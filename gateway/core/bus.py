@@ -53,15 +53,12 @@ class Subscription(Generic[E]):
         self._items: collections.deque[E] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._on_drop = on_drop
-        self._closed = False
 
     def __len__(self) -> int:
         return len(self._items)
 
     def offer(self, event: E) -> None:
         """Queue an event without blocking, applying the overflow policy."""
-        if self._closed:
-            return
         limit = self.maxsize if self.overflow is Overflow.KEEP_LATEST else self.hard_limit
         if len(self._items) >= limit:
             self.dropped += 1
@@ -102,11 +99,6 @@ class Subscription(Generic[E]):
         while True:
             yield await self.get()
 
-    def close(self) -> None:
-        """Stop receiving events."""
-        self._closed = True
-        self._items.clear()
-
 
 class EventBus:
     """Fan events out to subscribers by type (an event matches its base classes too)."""
@@ -133,11 +125,6 @@ class EventBus:
         )
         self._subs.append(sub)  # type: ignore[arg-type]
         return sub
-
-    def unsubscribe(self, sub: Subscription[E]) -> None:
-        """Remove a subscriber."""
-        sub.close()
-        self._subs = [s for s in self._subs if s is not sub]
 
     def add_drop_listener(self, listener: Callable[[str], None]) -> None:
         """Call `listener(subscriber_name)` on every drop (used by metrics)."""
