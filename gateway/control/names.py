@@ -1,6 +1,7 @@
 """Public names of errors and signals (MQTT, HA, Prometheus and scenarios use them).
 
-Fixed by issue 3; `charger_fault` was added for issue 4. New names are appended only: the
+Fixed by issue 3; `charger_fault` was added for issue 4, `cell_voltage_implausible` for
+issue 10. New names are appended only: the
 Modbus server's error bitfield numbers the bits in this order.
 
 The protection table in `gateway/control` must have exactly one row per error name; a test
@@ -28,6 +29,7 @@ ERROR_NAMES: tuple[str, ...] = (
     "cell_imbalance",
     "contactor_feedback",
     "charger_fault",
+    "cell_voltage_implausible",
 )
 
 SIGNAL_NAMES: tuple[str, ...] = (
