@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from gateway.config import Section
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
 from gateway.control.table import BY_NAME, Params
 from gateway.core.errors import ConfigError
+from gateway.core.section import Section
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.config import Section
+from gateway.core.section import Section
 from gateway.hal.backend import DriverEnv, LeasedRelays
 from gateway.hal.base import ADC_CHANNELS, INDICATORS, INPUT_COUNT, OUTPUT_COUNT
 from gateway.hal.settings import (
