@@ -72,5 +72,5 @@ def test_invalid_combination_is_refused_by_both(
     err = capsys.readouterr().err
     assert err.startswith(message), err
     assert "Value error" not in err
-    with pytest.raises(ConfigError, match=message.split(":")[0]):
+    with pytest.raises(ConfigError, match=message.split(":", maxsplit=1)[0]):
         load_config(f, env=False)
