@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.board import INPUT_COUNT, OUTPUT_COUNT
 from gateway.config import GatewayConfig
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
 from gateway.control.settings import EXTRA_SIGNALS
-from gateway.hal.base import INPUT_COUNT, OUTPUT_COUNT
 from gateway.protocols import logic_map
 from gateway.scenario.registry import (
     Expectation,
