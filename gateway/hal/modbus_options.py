@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gateway.config import Section
+from gateway.core.section import Section
 from gateway.hal.backend import check_names
 from gateway.hal.base import ADC_CHANNELS, INDICATORS
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.config import GatewayConfig
-from gateway.control.scenario.registry import ScenarioError, SetAction, register_set_action
-from gateway.control.scenario.world import World
+from gateway.scenario.registry import ScenarioError, SetAction, register_set_action
+from gateway.scenario.world import World
 
 
 def _parse_reason(value: Any, path: str, config: GatewayConfig) -> str | None:
