@@ -57,13 +57,10 @@ class Broker:
                 time.sleep(0.02)
         raise RuntimeError(f"mosquitto did not start on port {self.port}")
 
-    def stop(self, graceful: bool = False) -> None:
-        """Kill the broker (as a crash would), or stop it with SIGTERM when `graceful`."""
+    def stop(self) -> None:
+        """Kill the broker (as a crash would)."""
         if self._proc is not None:
-            if graceful:
-                self._proc.terminate()
-            else:
-                self._proc.kill()
+            self._proc.kill()
             self._proc.wait(timeout=5)
             self._proc = None
 
