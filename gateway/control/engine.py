@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.board import OUTPUT_COUNT, RELAY_COUNT
 from gateway.config import GatewayConfig
 from gateway.control import balancing as bal
 from gateway.control.debounce import Debounced
@@ -43,7 +44,6 @@ from gateway.control.switching import ContactorControl, EndOfCharge
 from gateway.control.table import BY_NAME
 from gateway.core.events import ErrorCleared, ErrorRaised, Notice, RelaySwitched
 from gateway.core.state import GatewayState, SwitchState
-from gateway.hal.base import OUTPUT_COUNT, RELAY_COUNT
 
 log = logging.getLogger(__name__)
 
