@@ -95,6 +95,7 @@ class Measurements:
     relay_commands: dict[str, bool] = field(default_factory=dict)  # function -> commanded
     points: dict[str, float | int | bool | str] = field(default_factory=dict)
     overrides: frozenset[str] = frozenset()  # signals forced by an `override.<signal>` point
+    faults: dict[str, str] = field(default_factory=dict)  # error -> reason (drivers, disk)
     cell_window_v: tuple[float, float] = (-math.inf, math.inf)  # plausible cell voltage
     temperature_window_c: tuple[float, float] = (-math.inf, math.inf)  # plausible sensor
 
@@ -212,6 +213,7 @@ def measure(
     relay_commands: dict[str, bool],
     vref_v: float | None = None,
     startup_grace_s: float = 0.0,
+    faults: dict[str, str] | None = None,
     cell_window_v: tuple[float, float] = (-math.inf, math.inf),
     temperature_window_c: tuple[float, float] = (-math.inf, math.inf),
 ) -> Measurements:
@@ -291,6 +293,7 @@ def measure(
         relay_commands=dict(relay_commands),
         points=dict(state.points),
         overrides=frozenset(overridden),
+        faults=dict(faults or {}),
         cell_window_v=cell_window_v,
         temperature_window_c=temperature_window_c,
     )

@@ -165,6 +165,7 @@ class ProtectionsSection(Section):
     cell_imbalance: MaxProtection = _max()
     contactor_feedback: FlagProtection = _flag()
     charger_fault: FlagProtection = _flag()
+    relay_driver_fault: FlagProtection = _flag()
     cell_voltage_implausible: RangeProtection = Field(default_factory=RangeProtection)
 
     def row(self, name: str) -> FlagProtection:

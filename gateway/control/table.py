@@ -28,6 +28,7 @@ Check = Literal[
     "cell_spread",
     "contactor_feedback",
     "charger_fault",
+    "fault_report",
     "cell_plausible",
 ]
 Limit = Literal["max", "min", "none", "range"]
@@ -192,6 +193,13 @@ PROTECTIONS: tuple[ProtectionRow, ...] = (
         "over-temperature or input voltage fault; also `charger.hardware_failure` or "
         "`charger.over_temperature` on their own).",
         lfp=_p(None, None, 500, 5.0), nmc=_p(None, None, 500, 5.0),
+    ),
+    ProtectionRow(
+        "relay_driver_fault", "fault_report", "none", "critical", "all", "",
+        "A relay driver cannot vouch for its relays: its link failed (reset, refused, silent, "
+        "exception reply) or a relay reads back other than commanded. The detail names the "
+        "driver and the OS/Modbus reason.",
+        lfp=_p(None, None, 0, 5.0), nmc=_p(None, None, 0, 5.0),
     ),
     ProtectionRow(
         "cell_voltage_implausible", "cell_plausible", "range", "critical", "all", "V",
