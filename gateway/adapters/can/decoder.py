@@ -101,7 +101,12 @@ class FrameDecoder:
     def _mapper(signals: dict[str, str], peer: str | None) -> Callable[[dict[str, Any]], Decoded]:
         def handle(values: dict[str, Any]) -> Decoded:
             return Decoded(
-                {point: _point_value(values[sig]) for sig, point in signals.items()}, peer=peer
+                {
+                    point: _point_value(values[sig])
+                    for sig, point in signals.items()
+                    if sig in values  # a multiplexed frame carries only its own signals
+                },
+                peer=peer,
             )
 
         return handle
