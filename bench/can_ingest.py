@@ -31,11 +31,9 @@ from cantools.database.conversion import LinearConversion
 from bench.common import Bounds, Row, mosquitto, process_cpu_s
 from gateway.adapters.can.adapter import CanAdapter
 from gateway.adapters.can.dbc import CHARGER_STATUS_ID, INVERTER_KEEPALIVE_ID, shipped
+from gateway.app import build_context
 from gateway.config import load_config
-from gateway.core.bus import EventBus
 from gateway.core.clock import RealClock
-from gateway.core.context import GatewayContext
-from gateway.core.state import StateStore
 
 FPS = 9009
 MUX_VALUES = 8
@@ -215,10 +213,8 @@ async def _gateway(
         },
         env=False,
     )
-    clock = RealClock()
-    bus = EventBus()
-    store = StateStore(bus, clock, [1])
-    ctx = GatewayContext(config=cfg, clock=clock, bus=bus, store=store)
+    ctx = build_context(cfg, RealClock())
+    store = ctx.store
     adapter = CanAdapter(ctx)
 
     def metric(name: str) -> int:

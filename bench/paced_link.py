@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from gateway.sim.logic_server import LogicRtuServer, split_request
 from gateway.sim.pack import PackModel
-from gateway.sim.pty import open_pty_pair
+from gateway.links.pty import open_pty_pair
 
 GAP_CHARS = 3.5
 
