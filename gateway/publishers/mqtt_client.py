@@ -9,13 +9,15 @@ import random
 import socket
 import ssl
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiomqtt
 from paho.mqtt import client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.config import GatewayConfig, MqttSection
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig, MqttSection
 
 IO_TIMEOUT_S = 10.0  # real-time limit on one broker round trip (connect, PUBACK, SUBACK)
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # no Nagle stall on QoS 1 pairs
