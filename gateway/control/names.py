@@ -31,6 +31,7 @@ ERROR_NAMES: tuple[str, ...] = (
     "contactor_feedback",
     "charger_fault",
     "relay_driver_fault",
+    "state_persistence_fault",
     "cell_voltage_implausible",
 )
 

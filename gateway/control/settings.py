@@ -166,6 +166,7 @@ class ProtectionsSection(Section):
     contactor_feedback: FlagProtection = _flag()
     charger_fault: FlagProtection = _flag()
     relay_driver_fault: FlagProtection = _flag()
+    state_persistence_fault: FlagProtection = _flag()
     cell_voltage_implausible: RangeProtection = Field(default_factory=RangeProtection)
 
     def row(self, name: str) -> FlagProtection:

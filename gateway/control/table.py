@@ -202,6 +202,13 @@ PROTECTIONS: tuple[ProtectionRow, ...] = (
         lfp=_p(None, None, 0, 5.0), nmc=_p(None, None, 0, 5.0),
     ),
     ProtectionRow(
+        "state_persistence_fault", "fault_report", "none", "critical", "all", "",
+        "A latch or go-safe request could not be written durably to `gateway.state_dir` "
+        "(relays stay open until it is), or the state file was unreadable at start "
+        "(latched until acknowledged).",
+        lfp=_p(None, None, 0, 1.0), nmc=_p(None, None, 0, 1.0),
+    ),
+    ProtectionRow(
         "cell_voltage_implausible", "cell_plausible", "range", "critical", "all", "V",
         "A cell reads outside the plausible window `min`..`max` (or not a number, or its board "
         "flags a cell-measurement fault): that cell is unmonitored.",
