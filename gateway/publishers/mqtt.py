@@ -37,10 +37,10 @@ from gateway.publishers.outbox import OUTBOX_FILE, Dropped, OutboxWorker
 from gateway.publishers.payloads import (
     AVAILABILITY_OFFLINE,
     AVAILABILITY_ONLINE,
+    StatePayload,
     Topics,
     encode,
     isotime,
-    state_message,
 )
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class MqttPublisher:
         self._ctx = ctx
         self._cfg = ctx.config.mqtt
         self._clock = ctx.clock
+        self._state_payload = StatePayload(ctx.config)  # boards encoded once per scan
         self.topics = Topics.from_config(ctx.config)
         self.boot_id = uuid.uuid4().hex  # this process's run; on every event (`boot_id`)
         self._outbox_ready = asyncio.Event()
@@ -415,9 +416,7 @@ class MqttPublisher:
                 await self._clock.sleep_until(self._last_state_s + interval_s)
             self._last_state_s = self._clock.now()
             try:
-                payload = encode(
-                    state_message(self._ctx.store.state, self._clock, self._ctx.config)
-                )
+                payload = self._state_payload.encode(self._ctx.store.state, self._clock)
             except (ValueError, TypeError):
                 self._failures.labels(topic="state").inc()
                 log.exception("MQTT state message could not be encoded; skipped")
