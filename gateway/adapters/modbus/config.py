@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from gateway.core.errors import ConfigError
+from gateway.core.section import Section
 from gateway.links.modbus_client import ModbusEndpoint
 from gateway.protocols.modbus_profile import Profile
-
-
-class Section(BaseModel):
-    """Same behaviour as gateway.config.Section (imported by gateway.config: no cycle)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ModbusDeviceConfig(Section):
