@@ -19,6 +19,7 @@ from gateway.adapters.can.dbc import (
     DbcSet,
     dbc_set,
     decode,
+    raw_text,
     shipped,
 )
 
@@ -53,7 +54,15 @@ class FrameDecoder:
     and raises `FrameError` for a known id whose payload does not decode.
     """
 
-    def __init__(self, cfg: CanSection, mode: str = "controller", dbcs: DbcSet | None = None):
+    def __init__(
+        self,
+        cfg: CanSection,
+        mode: str = "controller",
+        dbcs: DbcSet | None = None,
+        battery_frames: bool = False,
+    ):
+        """`battery_frames`: also decode the battery frames the gateway sends to an inverter
+        (0x351-0x377) into points `inverter.<message>.<signal>` (`can replay` of a capture)."""
         self.dbcs = dbcs if dbcs is not None else dbc_set(cfg.dbc_files)
         self.routes: dict[tuple[int, bool], _Route] = {}
         self.timeouts: dict[str, tuple[float, float]] = {}  # peer -> (timeout_s, grace_s)
@@ -86,6 +95,10 @@ class FrameDecoder:
                 self.timeouts["bms_main"] = (cfg.canopen.timeout_s, 0.0)
             else:
                 self.routes[CANOPEN_SYNC_ID, False] = _Route(None, lambda v: Decoded(sync=True))
+        if battery_frames:
+            for msg in shipped("inverter").messages:
+                if msg.senders == ["BMS"]:
+                    self.routes[msg.frame_id, False] = _Route(msg, self._battery_mapper(msg))
         for m in cfg.messages:
             user_msg = self.dbcs.message(m.message)
             if user_msg is None:  # validated by the config model; a DBC changed under us
@@ -96,6 +109,20 @@ class FrameDecoder:
             self.routes[user_msg.frame_id, user_msg.is_extended_frame] = _Route(
                 user_msg, self._mapper(dict(m.signals), peer)
             )
+
+    @staticmethod
+    def _battery_mapper(msg: Message) -> Callable[[dict[str, Any]], Decoded]:
+        texts = {s.name for s in msg.signals if s.length == 64}
+
+        def handle(values: dict[str, Any]) -> Decoded:
+            return Decoded(
+                {
+                    f"inverter.{msg.name}.{sig}": raw_text(v) if sig in texts else _point_value(v)
+                    for sig, v in values.items()
+                }
+            )
+
+        return handle
 
     @staticmethod
     def _mapper(signals: dict[str, str], peer: str | None) -> Callable[[dict[str, Any]], Decoded]:
