@@ -102,8 +102,9 @@ def test_replay_decodes_our_own_inverter_frames() -> None:
     for profile in ("pylon", "victron"):
         pub = InverterPublisher(CanInverterSection(profile=profile))  # type: ignore[arg-type]
         for f in pub.frames(_state(errors=("cell_overvoltage",))):
-            messages.append(can.Message(arbitration_id=f.arbitration_id, data=f.data,
-                                        is_extended_id=False))
+            messages.append(
+                can.Message(arbitration_id=f.arbitration_id, data=f.data, is_extended_id=False)
+            )
     section = CanSection(inverter=CanInverterSection(enabled=True))
     stats = replay_decode(messages, FrameDecoder(section, "bridge", battery_frames=True))
     assert stats.unknown == 0 and stats.decode_errors == 0

@@ -156,6 +156,7 @@ class BoardTracker:
     def __init__(self, ctx: GatewayContext, addresses: list[int]) -> None:
         self.ctx = ctx
         self.health = {b: BoardHealth(b, ctx.config.logic.offline_after) for b in addresses}
+        ctx.health.known_boards(addresses, ERROR_KINDS)
 
     def succeeded(self, board: int, reading: logic_map.LogicBoardReading, now_s: float) -> None:
         """Publish a good reading (and `BoardCameOnline` when it brings the board online)."""
@@ -262,6 +263,9 @@ class LogicAdapter:
             ["board", "result"],
             registry=ctx.registry,
         )
+        for board in self.addresses:
+            for result in ("ok", "failed"):
+                self.balancing_writes.labels(board=str(board), result=result)
         self.cycle_seconds = Gauge(
             "bms_logic_cycle_seconds",
             "Duration of the last full Logic poll cycle (all boards).",
