@@ -16,10 +16,10 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from gateway.adapters.modbus.slave import serve_tcp
 from gateway.config import load_config
-from gateway.control.scenario.world import World
 from gateway.core.events import ErrorCleared, Notice, PointsRead
 from gateway.publishers.modbus_server import GatewayRegisterMap
 from gateway.publishers.modbus_server_section import ModbusServerSection
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 from tests.support.broker import free_port
 from tests.support.world import WorldStepper

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
-    from gateway.control.scenario.world import World
+    from gateway.scenario.world import World
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    import gateway.control.scenario.actions  # noqa: F401, PLC0415
+    import gateway.scenario.actions  # noqa: F401, PLC0415
 
     for ep in entry_points(group=PLUGIN_GROUP):
         try:
