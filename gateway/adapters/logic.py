@@ -31,6 +31,7 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from gateway.core.context import GatewayContext
+from gateway.core.devices import device_problem
 from gateway.core.errors import (
     AdapterUnavailableError,
     FrameCrcError,
@@ -343,7 +344,8 @@ class LogicAdapter:
             self._reconnect_delay_s = RECONNECT_MIN_S
             return True
         if self._link_up is None:
-            log.warning("serial port %s cannot be opened; retrying with backoff", self.port)
+            why = device_problem(self.port) or "it does not answer as a serial port"
+            log.warning("serial port cannot be opened: %s; retrying with backoff", why)
             self._link_up = False
         self._next_connect_s = self.ctx.clock.now() + self._reconnect_delay_s
         self._reconnect_delay_s = min(2 * self._reconnect_delay_s, RECONNECT_MAX_S)
