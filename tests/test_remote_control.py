@@ -14,9 +14,9 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from gateway.adapters.modbus.slave import serve_tcp
 from gateway.config import load_config
 from gateway.core.events import ErrorCleared, Notice, PointsRead
+from gateway.links.modbus_slave import serve_tcp
 from gateway.publishers.modbus_server import GatewayRegisterMap
 from gateway.publishers.modbus_server_section import ModbusServerSection
 from gateway.scenario.world import World

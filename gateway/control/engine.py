@@ -20,10 +20,9 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.board import OUTPUT_COUNT, RELAY_COUNT
-from gateway.config import GatewayConfig
 from gateway.control import balancing as bal
 from gateway.control.debounce import Debounced
 from gateway.control.detect import SELF_TIMED, Verdict, detect
@@ -44,6 +43,9 @@ from gateway.control.switching import ContactorControl, EndOfCharge
 from gateway.control.table import BY_NAME
 from gateway.core.events import ErrorCleared, ErrorRaised, Notice, RelaySwitched
 from gateway.core.state import GatewayState, SwitchState
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 log = logging.getLogger(__name__)
 

@@ -36,17 +36,17 @@ from prometheus_client import Counter
 
 from gateway import __version__
 from gateway.adapters.modbus.events import ErrorResetRequested, SignalOverridden
-from gateway.adapters.modbus.profiles import load_profile
-from gateway.adapters.modbus.slave import ExceptionCode, Ranges, serve_rtu, serve_tcp
 from gateway.board import OUTPUTS, RELAYS
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
 from gateway.core.context import GatewayContext
 from gateway.core.events import PointsRead
 from gateway.core.state import GatewayState
+from gateway.links.modbus_slave import ExceptionCode, Ranges, serve_rtu, serve_tcp
 from gateway.protocols import logic_map
+from gateway.protocols.main2x import HR_OVERRIDE_1, OVERRIDE_FOLLOW, override_registers
 from gateway.protocols.modbus_profile import Point, PointValue, Profile, encode_image
+from gateway.protocols.profiles import load_profile
 from gateway.publishers.modbus_server_section import ModbusServerSection
-from gateway.sim.main2x import HR_OVERRIDE_1, OVERRIDE_FOLLOW, override_registers
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
+
+from gateway.core import registry
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -111,8 +112,8 @@ def load_plugins() -> None:
     _plugins_loaded = True
     import gateway.scenario.actions  # noqa: F401, PLC0415
 
-    for ep in entry_points(group=PLUGIN_GROUP):
+    for name, entry in sorted(registry.discover(PLUGIN_GROUP).items()):
         try:
-            ep.load()()
+            entry.load()()
         except Exception:
-            log.exception("scenario plugin %s failed to load", ep.name)
+            log.exception("scenario plugin %s failed to load", name)
