@@ -79,7 +79,7 @@ def current_sources(config: GatewayConfig) -> list[str]:
         sources.append(f"drivers.adc ({adc.backend})")
     for i, dev in enumerate(config.modbus.devices):
         try:
-            from gateway.adapters.modbus.profiles import load_profile  # noqa: PLC0415
+            from gateway.protocols.profiles import load_profile  # noqa: PLC0415
 
             feeds = load_profile(dev.profile).feeds()
         except ConfigError:
