@@ -163,6 +163,11 @@ class LogicSection(Section):
 
     @model_validator(mode="after")
     def _check_boards(self) -> LogicSection:
+        n = logic_map.MAX_BOARDS
+        if isinstance(self.boards, int) and not 1 <= self.boards <= n:
+            raise ValueError(f"boards: 1..{n} boards (the chain addresses at most {n})")
+        if isinstance(self.boards, list) and len(self.boards) > n:
+            raise ValueError(f"boards: at most {n} addresses")
         addrs = self.addresses
         if not addrs:
             raise ValueError("boards: at least one board")

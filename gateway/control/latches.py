@@ -33,20 +33,25 @@ def load_latched(state_dir: Path) -> dict[str, dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as err:
-        # An unreadable latch file must not unlatch anything silently: keep it, say so.
-        log.error("latch file %s is unreadable (%s): treating every error as latched", path, err)
-        return {name: {"since": None, "detail": "unreadable latch file"} for name in ERROR_NAMES}
-    latched = data.get("latched", {}) if isinstance(data, dict) else {}
-    if not isinstance(latched, dict):
-        return {}
+    except (OSError, ValueError, RecursionError) as err:
+        return _corrupt(path, str(err) or type(err).__name__)
+    latched = data.get("latched", {}) if isinstance(data, dict) else None
+    if not isinstance(latched, dict) or not all(isinstance(v, dict) for v in latched.values()):
+        # A file of the wrong shape is corrupt, not empty (issue 9 item 8)
+        return _corrupt(path, "not the latch file's shape")
     out = {}
     for name, info in latched.items():
         if name in ERROR_NAMES:
-            out[name] = info if isinstance(info, dict) else {"since": None, "detail": ""}
+            out[name] = info
         else:
             log.warning("latch file names unknown error %r: ignored", name)
     return out
+
+
+def _corrupt(path: Path, why: str) -> dict[str, dict[str, Any]]:
+    # An unreadable latch file must not unlatch anything silently: keep it, say so.
+    log.error("latch file %s is unreadable (%s): treating every error as latched", path, why)
+    return {name: {"since": None, "detail": "unreadable latch file"} for name in ERROR_NAMES}
 
 
 def save_latched(state_dir: Path, latched: dict[str, dict[str, Any]]) -> None:
