@@ -31,6 +31,7 @@ STATE_KEYS = [
     "temperature_min",
     "temperature_max",
     "humidity",
+    "external_temperature",
     "boards_online",
     "boards",
     "errors",

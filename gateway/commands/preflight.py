@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from gateway.control.settings import resolve
 from gateway.core.devices import device_problem
 from gateway.core.errors import ConfigError
+from gateway.hal.drivers import config_warnings
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -121,9 +122,17 @@ def _never_closes(config: GatewayConfig) -> list[Finding]:
     return out
 
 
+def _driver_warnings(config: GatewayConfig) -> list[Finding]:
+    out = []
+    for warning in config_warnings(config):
+        key, _, message = warning.partition(": ")
+        out.append(Finding("warning", key, message) if message else Finding("warning", "", key))
+    return out
+
+
 def preflight(config: GatewayConfig) -> list[Finding]:
     """Every finding for this config on this machine (errors first)."""
-    found = _device_findings(config) + _never_closes(config)
+    found = _device_findings(config) + _driver_warnings(config) + _never_closes(config)
     return sorted(found, key=lambda f: f.level != "error")
 
 
