@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gateway.config import GatewayConfig, load_config
-from gateway.control.latches import load_latched
-from gateway.control.names import ERROR_NAMES
+from gateway.control.latches import PERSISTENCE_FAULT, load_latched
 from gateway.control.soc import load_soc
 from gateway.core.errors import ConfigError
 from gateway.protocols.profiles import load_profile
@@ -230,5 +229,5 @@ def test_state_files_never_throw_and_wrong_shapes_are_corrupt(raw: bytes) -> Non
         and isinstance(data.get("latched", {}), dict)
         and all(isinstance(v, dict) for v in data.get("latched", {}).values())
     )
-    if not good_shape:  # corrupt: every error stays latched (the safe reading)
-        assert set(latched) == set(ERROR_NAMES)
+    if not good_shape:  # corrupt, never "nothing latched": relays stay open until acknowledged
+        assert set(latched) == {PERSISTENCE_FAULT}
