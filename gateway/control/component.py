@@ -319,7 +319,8 @@ class EngineComponent:
         return woke
 
     def heartbeat(self, now_s: float) -> bool:
-        """The periodic part, no decision: renew the lease, blink the indicators.
+        """The periodic part, no decision: renew the lease, blink the indicators, publish the
+        relay state the hardware confirmed and collect the drivers' fault reports.
 
         Returns True when a decision is needed now: the lease had lapsed, or a driver or
         state-writer fault report changed since the last decision.
@@ -335,6 +336,7 @@ class EngineComponent:
                 log.exception("relay driver lease renewal failed")
                 need = True
             self._report_driver_fault()
+            self._publish_confirmed()
         try:
             for name, on in self.engine.indicator_states(now_s).items():
                 d.indicators.set_indicator(name, on)
