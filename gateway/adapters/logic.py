@@ -24,13 +24,16 @@ After reading a board that answered, the adapter writes `state.control.balancing
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from gateway.core.context import GatewayContext
+from gateway.core.devices import device_problem
 from gateway.core.errors import (
     AdapterUnavailableError,
     FrameCrcError,
@@ -156,6 +159,7 @@ class BoardTracker:
     def __init__(self, ctx: GatewayContext, addresses: list[int]) -> None:
         self.ctx = ctx
         self.health = {b: BoardHealth(b, ctx.config.logic.offline_after) for b in addresses}
+        ctx.health.known_boards(addresses, ERROR_KINDS)
 
     def succeeded(self, board: int, reading: logic_map.LogicBoardReading, now_s: float) -> None:
         """Publish a good reading (and `BoardCameOnline` when it brings the board online)."""
@@ -221,17 +225,45 @@ _NO_RESPONSE_FILTER = _NoResponseFilter()
 # --- the component ----------------------------------------------------------------------
 
 
+class LogicClient(Protocol):
+    """What the adapter needs of its Modbus RTU master (pymodbus' serial client by default;
+    `gateway.sim.memory_link.MemoryLogicClient` in scenarios)."""
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is open."""
+        ...
+
+    def connect(self) -> Awaitable[bool]:
+        """Open the link; False when it cannot be opened."""
+        ...
+
+    def close(self) -> None:
+        """Close the link (idempotent)."""
+        ...
+
+    def read_input_registers(self, address: int, *, count: int, device_id: int) -> Awaitable[Any]:
+        """Read input registers (a pymodbus-shaped response: `registers`, `isError()`)."""
+        ...
+
+    def write_registers(
+        self, address: int, values: Sequence[int], *, device_id: int
+    ) -> Awaitable[Any]:
+        """Write holding registers (a pymodbus-shaped response: `isError()`)."""
+        ...
+
+
 class LogicAdapter:
     """Poll the Logic boards and keep their balancing masks written."""
 
     name = "logic"
 
-    def __init__(self, ctx: GatewayContext) -> None:
+    def __init__(self, ctx: GatewayContext, client: LogicClient | None = None) -> None:
         self.ctx = ctx
         cfg = ctx.config.logic
-        if cfg.port is None:
+        if cfg.port is None and client is None:
             raise ValueError("logic.port is not set")
-        self.port = cfg.port
+        self.port = cfg.port or "(in-memory)"
         self.addresses = cfg.addresses
         self.cells = cfg.cells_per_board
         self.sensors = cfg.sensors
@@ -241,8 +273,8 @@ class LogicAdapter:
         self.written_masks: dict[int, int] = {}  # what each board last accepted
         self._rejected_masks: dict[int, int] = {}
         self._rx = b""
-        self._client = AsyncModbusSerialClient(
-            cfg.port,
+        self._client: LogicClient = client or AsyncModbusSerialClient(
+            self.port,
             baudrate=cfg.baudrate,
             parity=cfg.parity,
             stopbits=cfg.stopbits,
@@ -262,6 +294,9 @@ class LogicAdapter:
             ["board", "result"],
             registry=ctx.registry,
         )
+        for board in self.addresses:
+            for result in ("ok", "failed"):
+                self.balancing_writes.labels(board=str(board), result=result)
         self.cycle_seconds = Gauge(
             "bms_logic_cycle_seconds",
             "Duration of the last full Logic poll cycle (all boards).",
@@ -322,6 +357,13 @@ class LogicAdapter:
             await self._write_balancing(board)
         self.cycle_seconds.set(clock.now() - started)
 
+    async def write_balancing(self) -> None:
+        """Write each online board's balancing mask now when it changed (the poll cycle does
+        this after every good read; a harness stepping the engine may call it in between)."""
+        for board in self.addresses:
+            if self.health[board].online:
+                await self._write_balancing(board)
+
     # --- link ---------------------------------------------------------------------------
 
     async def _ensure_link(self) -> bool:
@@ -339,7 +381,8 @@ class LogicAdapter:
             self._reconnect_delay_s = RECONNECT_MIN_S
             return True
         if self._link_up is None:
-            log.warning("serial port %s cannot be opened; retrying with backoff", self.port)
+            why = device_problem(self.port) or "it does not answer as a serial port"
+            log.warning("serial port cannot be opened: %s; retrying with backoff", why)
             self._link_up = False
         self._next_connect_s = self.ctx.clock.now() + self._reconnect_delay_s
         self._reconnect_delay_s = min(2 * self._reconnect_delay_s, RECONNECT_MAX_S)
