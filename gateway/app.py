@@ -15,12 +15,8 @@ from gateway.core import registry, runlock, sdnotify
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
-<<<<<<< HEAD
 from gateway.core.errors import FatalError
-from gateway.core.state import StateStore
-=======
 from gateway.core.state import GatewayState, StateStore
->>>>>>> main
 from gateway.core.supervise import run_tasks
 from gateway.hal.drivers import build_drivers
 from gateway.sim.pack import PackModel
