@@ -89,11 +89,15 @@ class PacedLogicClient(MemoryLogicClient):
         return await super().read_input_registers(address, count=count, device_id=device_id)
 
 
-def _config(state_dir: Path, dbc: Path, channel: str) -> Any:
+def _config(state_dir: Path, dbc: Path, channel: str, poll_interval_s: float, can_on: bool) -> Any:
     return load_config(
         overrides={
             "gateway": {"state_dir": str(state_dir)},
-            "logic": {"boards": BOARDS, "cells_per_board": CELLS, "poll_interval_s": 0.001},
+            "logic": {
+                "boards": BOARDS,
+                "cells_per_board": CELLS,
+                "poll_interval_s": poll_interval_s,
+            },
             "protections": {
                 "cell_overvoltage": {"set_delay_ms": SET_DELAY_MS, "clear_delay_s": CLEAR_DELAY_S}
             },
@@ -102,7 +106,7 @@ def _config(state_dir: Path, dbc: Path, channel: str) -> Any:
             "metrics": {"enabled": False},
             "homeassistant": {"enabled": False},
             "can": {
-                "enabled": True,
+                "enabled": can_on,
                 "interface": "virtual",
                 "channel": channel,
                 "bitrate": 1000000,
@@ -138,14 +142,22 @@ async def _periodic(component: EngineComponent) -> None:
         component.shutdown()
 
 
-async def _rig(trials: int, *, periodic: bool, seed: int) -> dict[str, Any]:
+async def _rig(
+    trials: int,
+    *,
+    periodic: bool,
+    seed: int,
+    idle_s: float = 0.0,
+    poll_interval_s: float = 0.001,
+    can_load: bool = True,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     db = bench_database()
     channel = f"bench-reaction-{uuid.uuid4().hex}"
     with tempfile.TemporaryDirectory(prefix="bench-reaction-") as tmp:
         dbc = Path(tmp) / "bench.dbc"
         dbc.write_text(db.as_dbc_string(), encoding="utf-8")
-        cfg = _config(Path(tmp), dbc, channel)
+        cfg = _config(Path(tmp), dbc, channel, poll_interval_s, can_load)
         pack = PackModel(boards=BOARDS, cells_per_board=CELLS)
         ctx = build_context(cfg, RealClock(), pack)
         ctx.drivers = sim_drivers(pack)
@@ -170,14 +182,15 @@ async def _rig(trials: int, *, periodic: bool, seed: int) -> dict[str, Any]:
             tasks = [
                 tg.create_task(ctx.store.run()),
                 tg.create_task(logic.run()),
-                tg.create_task(can_adapter.run()),
+                *([tg.create_task(can_adapter.run())] if can_load else []),
                 tg.create_task(_analog(ctx, pack)),
                 tg.create_task(_periodic(component) if periodic else component.run()),
             ]
-            while not can_adapter.link.up:  # noqa: ASYNC110 (a thread flips it)
+            while can_load and not can_adapter.link.up:  # noqa: ASYNC110 (a thread flips it)
                 await asyncio.sleep(0.01)
             sender = CanLoad(channel, frames)
-            sender.start()
+            if can_load:
+                sender.start()
             try:
                 while not relays.relay_closed(CHARGE_RELAY):  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
@@ -201,10 +214,12 @@ async def _rig(trials: int, *, periodic: bool, seed: int) -> dict[str, Any]:
                     pack.force_cell_voltage(board, cell, NORMAL_V)
                     while not relays.relay_closed(CHARGE_RELAY):  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
+                await asyncio.sleep(idle_s)
                 cpu, wall = process_cpu_s() - cpu0, time.monotonic() - wall0
             finally:
                 sender.stop.set()
-                await asyncio.to_thread(sender.join)
+                if can_load:
+                    await asyncio.to_thread(sender.join)
                 for t in tasks:
                     t.cancel()
         return {
@@ -235,11 +250,22 @@ def measure(trials: int = 100, *, periodic: bool = False, seed: int = 1) -> dict
     }
 
 
+def idle_cpu(seconds: float = 10.0, *, periodic: bool = False) -> float:
+    """CPU fraction of the same gateway at rest: boards polled every 1 s, no CAN, no breach."""
+    r = asyncio.run(
+        _rig(0, periodic=periodic, seed=1, idle_s=seconds, poll_interval_s=1.0, can_load=False)
+    )
+    return float(r["cpu_fraction"])
+
+
 def run(b: Bounds) -> dict[str, Any]:
     """The suite entry: event-driven engine against the periodic loop, same rig."""
     trials = b.count(100, 5)
     event = measure(trials)
     anchor = measure(trials, periodic=True)
+    idle_s = b.seconds(10.0, 2.0)
+    event["idle_cpu_fraction"] = idle_cpu(idle_s)
+    anchor["idle_cpu_fraction"] = idle_cpu(idle_s, periodic=True)
 
     def ms(x: float | None) -> float | None:
         return None if x is None else x * 1000
@@ -273,6 +299,15 @@ def run(b: Bounds) -> dict[str, Any]:
                 100 * anchor["cpu_fraction"],
                 "< anchor",
             ),
+            Row(
+                "reaction",
+                "process CPU at rest (414 cells polled every 1 s, no CAN)",
+                "%",
+                100 * event["idle_cpu_fraction"],
+                "periodic engine loop",
+                100 * anchor["idle_cpu_fraction"],
+                "< anchor",
+            ),
         ],
         "details": {"event_driven": event, "periodic": anchor, "trials": trials},
     }
@@ -286,6 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     n = 5 if a.smoke else a.trials
     out = {"event_driven": measure(n), "periodic": measure(n, periodic=True)}
+    secs = 2.0 if a.smoke else 10.0
+    out["event_driven"]["idle_cpu_fraction"] = idle_cpu(secs)
+    out["periodic"]["idle_cpu_fraction"] = idle_cpu(secs, periodic=True)
     print(json.dumps(out, indent=2))
 
 
