@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app import build_components, build_context
+from gateway.app import build_components, build_context, gateway_tasks
 from gateway.config import load_config
 from gateway.core.bus import Overflow
 from gateway.core.events import BoardWentOffline, ErrorRaised, RelaySwitched
@@ -141,11 +141,7 @@ async def run_under_noise(rate: float, seconds: float, tmp: Any) -> NoiseRun:
         notices = ctx.bus.subscribe(
             "noise", RelaySwitched, BoardWentOffline, ErrorRaised, overflow=Overflow.NEVER_DROP
         )
-        task = asyncio.create_task(
-            run_tasks(
-                [("state", ctx.store.run()), *((c.name, c.run()) for c in build_components(ctx))]
-            )
-        )
+        task = asyncio.create_task(run_tasks(gateway_tasks(ctx, build_components(ctx))))
         try:
 
             def closed() -> bool:
