@@ -84,9 +84,12 @@ class FatalMqttError(Exception):
 def _explain(err: BaseException) -> str:
     """One failure in words, with what to check for the usual ones."""
     text = str(err) or type(err).__name__
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return f"{text} (the broker's certificate is not trusted: check mqtt.tls.ca_file)"
-    if isinstance(err, ssl.SSLError):
+    if isinstance(err, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"{text} (the broker's certificate is not trusted or not for this host name: "
+            "check mqtt.tls.ca_file and the host in mqtt.host/mqtt.brokers)"
+        )
+    if isinstance(err, ssl.SSLError) or "[SSL" in text:
         return f"{text} (TLS failed: check mqtt.tls and that the port speaks TLS)"
     if "Not authorized" in text or "Bad user name or password" in text:
         return f"{text} (check mqtt.username and mqtt.password)"
