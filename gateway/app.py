@@ -10,8 +10,6 @@ import signal
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from prometheus_client import Counter
-
 from gateway.config import GatewayConfig
 from gateway.control import build_engine
 from gateway.core import registry, runlock, sdnotify
@@ -128,12 +126,7 @@ def gateway_tasks(
     ctx: GatewayContext, components: list[Component]
 ) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
     """The named tasks of one gateway: adapters and publishers restart after a crash."""
-    restarts = Counter(
-        "bms_component_restarts",
-        "Adapter/publisher crashes, each followed by a restart with backoff.",
-        ["component"],
-        registry=ctx.registry,
-    )
+    restarts = ctx.health.component_restarts
 
     def report(name: str, err: BaseException, delay_s: float, count: int) -> None:
         restarts.labels(component=name).inc()
