@@ -16,6 +16,7 @@ from gateway.core import registry, runlock, sdnotify
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
+from gateway.core.errors import FatalError
 from gateway.core.state import GatewayState, StateStore
 from gateway.core.supervise import ComponentRestarted, restarting, run_tasks
 from gateway.hal.drivers import build_drivers
@@ -212,7 +213,15 @@ def main_run(config: GatewayConfig) -> int:
 
     try:
         asyncio.run(_main())
-    except Exception as err:  # the engine or the driver service crashed
+    except BaseException as err:
+        fatal = _fatal_errors(err)
+        if fatal:
+            for e in fatal:
+                log.critical("%s", e)
+            return EXIT_FATAL
+        if not isinstance(err, Exception):
+            raise
+        # the engine or the driver service crashed (every relay was opened on the way out)
         log.critical(
             "the gateway stopped on a crash of a safety component (%s); every relay was "
             "opened. Exiting with status 1 so systemd or the container restarts it.",
@@ -222,3 +231,15 @@ def main_run(config: GatewayConfig) -> int:
         logging.shutdown()
         return 1
     return 0
+
+
+EXIT_FATAL = 3  # a FatalError stopped the gateway (e.g. a duplicate gateway.id)
+
+
+def _fatal_errors(err: BaseException) -> list[FatalError]:
+    """The FatalErrors in `err` (an exception or a nested exception group)."""
+    if isinstance(err, FatalError):
+        return [err]
+    if isinstance(err, BaseExceptionGroup):
+        return [f for e in err.exceptions for f in _fatal_errors(e)]
+    return []

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.core.errors import FatalError
 from gateway.core.events import Notice
 
 log = logging.getLogger(__name__)
@@ -163,9 +164,9 @@ async def restarting(
         started = time.monotonic()
         try:
             await run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # any crash of a component is restarted
+        except (asyncio.CancelledError, FatalError):
+            raise  # a FatalError stops the gateway on purpose (e.g. a duplicate gateway.id)
+        except Exception as err:  # any other crash of a component is restarted
             reraise_swallowed_cancel()
             if time.monotonic() - started >= RESTART_RESET_AFTER_S:
                 delay = min_s
