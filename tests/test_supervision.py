@@ -129,3 +129,16 @@ def test_an_engine_crash_opens_every_relay_and_exits_non_zero(
         assert not any(module.coils[:4])
     finally:
         server.stop()
+
+
+async def test_a_fatal_error_is_never_restarted() -> None:
+    from gateway.core.errors import FatalError
+
+    reports: list[str] = []
+
+    async def duplicate() -> None:
+        raise FatalError("another gateway has this id")
+
+    with pytest.raises(FatalError):
+        await restarting("mqtt", duplicate, lambda n, e, d, c: reports.append(n), min_s=0.01)
+    assert reports == []
