@@ -139,6 +139,12 @@ async def test_a_fatal_error_is_never_restarted() -> None:
     async def duplicate() -> None:
         raise FatalError("another gateway has this id")
 
+    async def grouped() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(duplicate())
+
     with pytest.raises(FatalError):
         await restarting("mqtt", duplicate, lambda n, e, d, c: reports.append(n), min_s=0.01)
+    with pytest.raises(ExceptionGroup):
+        await restarting("mqtt", grouped, lambda n, e, d, c: reports.append(n), min_s=0.01)
     assert reports == []

@@ -141,6 +141,15 @@ class ComponentRestarted(Notice):
         }
 
 
+def _is_fatal(err: BaseException) -> bool:
+    """True for a FatalError, also inside (nested) exception groups."""
+    if isinstance(err, FatalError):
+        return True
+    if isinstance(err, BaseExceptionGroup):
+        return any(_is_fatal(e) for e in err.exceptions)
+    return False
+
+
 CrashReport = Callable[[str, BaseException, float, int], None]
 
 
@@ -164,9 +173,11 @@ async def restarting(
         started = time.monotonic()
         try:
             await run()
-        except (asyncio.CancelledError, FatalError):
-            raise  # a FatalError stops the gateway on purpose (e.g. a duplicate gateway.id)
-        except Exception as err:  # any other crash of a component is restarted
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # any crash of a component is restarted, except:
+            if _is_fatal(err):
+                raise  # a FatalError stops the gateway on purpose (e.g. a duplicate gateway.id)
             reraise_swallowed_cancel()
             if time.monotonic() - started >= RESTART_RESET_AFTER_S:
                 delay = min_s
