@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.control import build_engine
@@ -17,7 +18,7 @@ from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
 from gateway.core.errors import FatalError
 from gateway.core.state import GatewayState, StateStore
-from gateway.core.supervise import run_tasks
+from gateway.core.supervise import ComponentRestarted, restarting, run_tasks
 from gateway.hal.drivers import build_drivers
 from gateway.sim.pack import PackModel
 
@@ -63,12 +64,32 @@ def summary_line(config: GatewayConfig, s: GatewayState, published: int) -> str:
     """The periodic summary: what a user watching the log needs, in words."""
     vmin, vmax, pack = s.cell_voltage_min_v, s.cell_voltage_max_v, s.pack_voltage_v
     ctl = s.control
-    parts = [
-        f"boards online {s.boards_online}/{len(s.boards)}",
-        f"pack {'-' if pack is None else f'{pack:.2f}'} V",
-        f"cell min {'-' if vmin is None else f'{vmin:.3f}'} V max "
-        f"{'-' if vmax is None else f'{vmax:.3f}'} V",
-    ]
+    if config.gateway.mode == "bridge":
+        # what the bridged BMS Main reports (this gateway does not scan the cells itself)
+        def point(*names: str) -> float | None:
+            for name in names:
+                v = s.points.get(name)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    return float(v)
+            return None
+
+        boards = point("main2x.logic_boards")
+        bridged_pack = point("bms_main.pack_voltage_v")
+        current = s.current_a if s.current_a is not None else point("main2x.current_a")
+        parts = [
+            "bridge: BMS Main reports "
+            + ("no data yet" if boards is None and bridged_pack is None else "")
+            + (f"{boards:.0f} Logic boards" if boards is not None else ""),
+            f"pack {'-' if bridged_pack is None else f'{bridged_pack:.1f}'} V",
+            f"current {'-' if current is None else f'{current:.1f}'} A",
+        ]
+    else:
+        parts = [
+            f"boards online {s.boards_online}/{len(s.boards)}",
+            f"pack {'-' if pack is None else f'{pack:.2f}'} V",
+            f"cell min {'-' if vmin is None else f'{vmin:.3f}'} V max "
+            f"{'-' if vmax is None else f'{vmax:.3f}'} V",
+        ]
     if ctl.soc is not None:
         parts.append(f"SOC {ctl.soc * 100:.0f} %")
     if "ccl_a" in ctl.limits and "dcl_a" in ctl.limits:
@@ -118,19 +139,57 @@ async def _logic_port(
         yield config.model_copy(update={"logic": logic}), pack
 
 
+# The parts that keep the relays safe: their crash ends the gateway (relays open, exit 1).
+CRITICAL_COMPONENTS = frozenset({"engine", "hal"})
+
+
+def gateway_tasks(
+    ctx: GatewayContext, components: list[Component]
+) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
+    """The named tasks of one gateway: adapters and publishers restart after a crash."""
+    restarts = ctx.health.component_restarts
+
+    def report(name: str, err: BaseException, delay_s: float, count: int) -> None:
+        restarts.labels(component=name).inc()
+        log.error(
+            "%s crashed (%s: %s); restarting in %.0f s (restart %d); the control loop "
+            "keeps running",
+            name,
+            type(err).__name__,
+            err,
+            delay_s,
+            count,
+            exc_info=err,
+        )
+        ctx.bus.publish(
+            ComponentRestarted(
+                at_s=ctx.clock.now(),
+                component=name,
+                error=f"{type(err).__name__}: {err}",
+                restart_in_s=delay_s,
+                restarts=count,
+            )
+        )
+
+    def task(c: Component) -> Coroutine[Any, Any, Any]:
+        if c.name in CRITICAL_COMPONENTS:
+            return c.run()
+        return restarting(c.name, c.run, report)
+
+    return [
+        ("state", ctx.store.run()),
+        ("summary", restarting("summary", lambda: summary_loop(ctx), report)),
+        *((c.name, task(c)) for c in components),
+        ("sdnotify", sdnotify.supervise(ctx.registry, ctx.clock)),
+    ]
+
+
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
-    """Run the gateway until cancelled."""
+    """Run the gateway until cancelled (or until the engine or driver service crashes)."""
     async with _logic_port(config) as (cfg, pack):
         ctx = build_context(cfg, clock, pack)
         components = build_components(ctx)
-        await run_tasks(
-            [
-                ("state", ctx.store.run()),
-                ("summary", summary_loop(ctx)),
-                *((c.name, c.run()) for c in components),
-                ("sdnotify", sdnotify.supervise(ctx.registry, ctx.clock)),
-            ]
-        )
+        await run_tasks(gateway_tasks(ctx, components))
 
 
 SHUTDOWN_DEADLINE_S = 1.8
@@ -176,11 +235,21 @@ def main_run(config: GatewayConfig) -> int:
         asyncio.run(_main())
     except BaseException as err:
         fatal = _fatal_errors(err)
-        if not fatal:
+        if fatal:
+            for e in fatal:
+                log.critical("%s", e)
+            return EXIT_FATAL
+        if not isinstance(err, Exception):
             raise
-        for e in fatal:
-            log.critical("%s", e)
-        return EXIT_FATAL
+        # the engine or the driver service crashed (every relay was opened on the way out)
+        log.critical(
+            "the gateway stopped on a crash of a safety component (%s); every relay was "
+            "opened. Exiting with status 1 so systemd or the container restarts it.",
+            err,
+            exc_info=err,
+        )
+        logging.shutdown()
+        return 1
     return 0
 
 

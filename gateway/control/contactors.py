@@ -31,6 +31,7 @@ class Blocks:
 def blocks(
     *,
     first_valid_scan: bool,
+    controller: bool,
     stale: list[str],
     go_safe: bool,
     active: list[str],
@@ -39,7 +40,10 @@ def blocks(
     errors: dict[str, Debounced],
 ) -> Blocks:
     """Collect what blocks each direction, in reason order."""
-    common: list[str] = [] if first_valid_scan else ["waiting_first_scan"]
+    common: list[str] = []
+    if not first_valid_scan:
+        # bridge mode: the bridged BMS Main decides, this gateway never scans the cells
+        common.append("waiting_first_scan" if controller else "bridge_mode")
     common += stale
     if go_safe:
         common.append("go_safe")

@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 # Bridge mode: the bridged board's own SOC (percent), in order of preference (the Modbus
 # REAL32 before the CAN TPDO1 whole percent).
 BRIDGED_SOC_POINTS = ("main2x.soc_pct", "bms_main.soc_pct")
+# Bridge mode: the bridged board's current limits (Modbus registers 0x219F/0x21A1).
+BRIDGED_LIMIT_POINTS = (
+    ("ccl_a", "ccl", ("main2x.charge_current_limit_a",)),
+    ("dcl_a", "dcl", ("main2x.discharge_current_limit_a",)),
+)
 
 
 @dataclass
@@ -286,6 +291,21 @@ class Engine:
                 continue
             return float(value) / 100.0, point
         return None
+
+    def _bridged_limits(self, now_s: float) -> list[tuple[str, str, tuple[float, str]]]:
+        """Bridge mode: the bridged board's CCL/DCL (key, reason name, (A, point)) when fresh."""
+        timeout = self.config.soc.bridge_timeout_s
+        out = []
+        for key, name, points in BRIDGED_LIMIT_POINTS:
+            for point in points:
+                value = self.state.points.get(point)
+                at = self.state.point_updated_s.get(point)
+                if isinstance(value, bool) or not isinstance(value, int | float) or at is None:
+                    continue
+                if math.isfinite(value) and value >= 0 and now_s - at <= timeout:
+                    out.append((key, name, (float(value), point)))
+                    break
+        return out
 
     def _wall_iso(self, t: float) -> str | None:
         return self._wall(t).isoformat() if self._wall is not None else None
@@ -536,6 +556,7 @@ class Engine:
         # contactors
         b = ctr.blocks(
             first_valid_scan=self.first_valid_scan,
+            controller=self.controller,
             stale=stale,
             go_safe=go_safe,
             active=active,
@@ -605,7 +626,8 @@ class Engine:
                 bc.delta_stop,
             ),
             hot=bal.hot_boards(
-                {v.board: v.board_temperature_c for v in m.boards},
+                # bridge: boards it never read are not "hot"
+                {v.board: v.board_temperature_c for v in m.boards if self.controller or v.scanned},
                 lht.tolerant if lht_on else lht.threshold,
                 lht.enable,
             ),
@@ -661,6 +683,8 @@ class Engine:
             charger_input=sig("charger_connected"),
             soc=soc,
             current_a=m.current_a,
+            low_soc=self.low_soc.active,
+            high_charging_current=self.high_charging_current.active,
             go_safe_sources=sorted(self.go_safe_requests)
             + (["input"] if sig("go_safe", unknown=True) else []),
         )
@@ -687,6 +711,10 @@ class Engine:
         for key, name in (("ccl_a", "ccl"), ("dcl_a", "dcl")):
             if key in ramping:
                 limit_reasons[name].append("ramp")
+        if not self.controller:  # bridge mode: the bridged board's own limits, while fresh
+            for key, name, (value, point) in self._bridged_limits(now_s):
+                limits[key] = value
+                limit_reasons[name] = [f"bridged {point}"]
         reasons["cvl"], reasons["ccl"], reasons["dcl"] = (
             limit_reasons["cvl"],
             limit_reasons["ccl"],

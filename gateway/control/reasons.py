@@ -48,6 +48,8 @@ def decide_reasons(
     charger_input: bool,
     soc: float | None,
     current_a: float | None,
+    low_soc: bool,
+    high_charging_current: bool,
     go_safe_sources: list[str],
 ) -> dict[str, list[str]]:
     """Why each function and signal is what it is (limits and indicators are added later)."""
@@ -102,8 +104,17 @@ def decide_reasons(
         if charger_override
         else []
     )
-    r["low_soc"] = ["soc_unknown"] if soc is None else [f"soc {soc * 100:.1f} %"]
-    r["high_charging_current"] = [] if current_a is None else [f"current {current_a:.1f} A"]
+    # a signal lists reasons only while it holds
+    r["low_soc"] = (
+        ([] if not low_soc else ["soc_unknown"])
+        if soc is None
+        else [f"soc {soc * 100:.1f} %"]
+        if low_soc
+        else []
+    )
+    r["high_charging_current"] = (
+        [f"current {current_a:.1f} A"] if current_a is not None and high_charging_current else []
+    )
     r["end_of_charge"] = [f"cell_above_{end_of_charge_v:g}V"] if end_of_charge else []
     r["go_safe"] = go_safe_sources
     return r

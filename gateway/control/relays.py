@@ -49,7 +49,13 @@ def decide_relays(
             out.notices.append(
                 RelaySwitched(at_s=now_s, relay=n, function=fn, closed=closed, reasons=tuple(why))
             )
-            log.info("relay %d (%s) %s: %s", n, fn, "closed" if closed else "opened", why)
+            log.info(
+                "relay %d (%s) %s: %s",
+                n,
+                fn,
+                "closed" if closed else "opened",
+                ", ".join(why) or "none",
+            )
             for name in why:  # the first relay command an error caused: its reaction
                 if (first := breach_since.pop(name, None)) is not None:
                     out.reactions.append((name, now_s - first))
