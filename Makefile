@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: run test lint venv venv-run clean
+.PHONY: run test lint venv venv-run clean mutants
 
 $(BIN)/python:
 	@echo "creating the virtual environment in $(VENV)/ ..."
@@ -45,5 +45,11 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict gateway
 	$(BIN)/lint-imports --no-cache
 
+# Mutation testing of gateway/control/ (long; not part of `make test` or CI). Results and
+# surviving mutants: docs/testing.md. MODULES=... limits it (default: the safety deciders).
+mutants: $(STAMP)
+	$(PIP) "cosmic-ray>=8.3"
+	./scripts/mutants $(MODULES)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mutants
