@@ -355,8 +355,10 @@ class EngineStory(RuleBasedStateMachine):
         self._tmp.cleanup()
 
 
+# `make mutants` runs it once per mutant: BMSGW_INVARIANT_EXAMPLES bounds it there.
+EXAMPLES = int(os.environ.get("BMSGW_INVARIANT_EXAMPLES", "0")) or (400 if SLOW else 60)
 EngineStory.TestCase.settings = settings(
-    max_examples=400 if SLOW else 60,
+    max_examples=EXAMPLES,
     stateful_step_count=60 if SLOW else 25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
