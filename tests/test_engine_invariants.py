@@ -52,6 +52,27 @@ TEMPS = st.one_of(
     st.floats(10, 35), st.floats(-5, 4), st.none(), st.floats(-30, 80), st.sampled_from([-60.0])
 )
 # errors whose condition is a limit on measured data: only a real breach may raise them
+FAULT_CELL_V = {"overvoltage": 3.8, "undervoltage": 2.5, "cell_zero": 0.0, "cell_high": 5.5}
+FAULT_TEMP_C = {
+    "hot": 50.0,
+    "very_hot": 60.0,
+    "cold": -5.0,
+    "frozen": -25.0,
+    "sensor_lost": None,
+    "sensor_implausible": -60.0,
+}
+FAULTS = (
+    *(f"contact_{n}" for n in (1, 2, 4)),
+    *FAULT_CELL_V,
+    *FAULT_TEMP_C,
+    "board_hot",
+    "board_silent",
+    "front_end",
+    "current_silent",
+    "inputs_silent",
+    "overcurrent",
+    "go_safe",
+)
 DEPENDENT = (
     "cell_overvoltage",
     "cell_undervoltage",
@@ -252,6 +273,59 @@ class EngineStory(RuleBasedStateMachine):
     def w(self) -> World:
         assert self.world is not None
         return self.world
+
+    @rule(current=st.floats(-40, 40), cold=st.booleans())
+    def heal(self, current: float, cold: bool) -> None:
+        """Everything nominal again (so that single faults hit closed contactors)."""
+        w = self.w
+        w.pack.release("all")
+        w.pack.force_cells(3.3)
+        if cold:  # the heater's zone
+            w.pack.force_temperature(2.0)
+        w.pack.set_current(current)
+        w.logic.current_missing = False
+        self.inputs_silent = False
+        for n in range(1, BOARDS + 1):
+            w.pack.set_board_online(n, True)
+            w.pack.board(n).status_bits = 0
+        w.pack.inputs_closed[:] = [False, False, True, False]  # charger connected
+        self.go = False
+        w.engine.engine.request_go_safe("test", False)
+        self.acted = True
+
+    @rule(
+        fault=st.sampled_from(FAULTS),
+        board=st.integers(1, BOARDS),
+        current=st.floats(-40, 40),
+        cold=st.booleans(),
+        after=st.integers(1, 40),
+    )
+    def episode(self, fault: str, board: int, current: float, cold: bool, after: int) -> None:
+        """A healthy pack with closed contactors, then one fault, then time passes."""
+        self.heal(current, cold)
+        self.advance(30)
+        w = self.w
+        if fault.startswith("contact_"):
+            self.contact(int(fault[-1]), True)
+        elif fault in FAULT_CELL_V:
+            w.pack.force_cell_voltage(board, 2, FAULT_CELL_V[fault])
+        elif fault in FAULT_TEMP_C:
+            w.pack.force_temperature(FAULT_TEMP_C[fault], board, 3)
+        elif fault == "board_hot":
+            w.pack.board(board).board_temperature_c = 75.0
+        elif fault == "board_silent":
+            w.pack.set_board_online(board, False)
+        elif fault == "front_end":
+            w.pack.board(board).status_bits = STATUS_CELL_MEASUREMENT_FAULT
+        elif fault == "current_silent":
+            w.logic.current_missing = True
+        elif fault == "inputs_silent":
+            self.inputs_silent = True
+        elif fault == "overcurrent":
+            w.pack.set_current(150.0 if current > 0 else -250.0)
+        elif fault == "go_safe":
+            self.go_safe(True)
+        self.advance(after)
 
     @rule(board=st.integers(1, BOARDS), cell=st.integers(1, CELLS), v=VOLTS)
     def cell_voltage(self, board: int, cell: int, v: float) -> None:
