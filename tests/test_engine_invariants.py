@@ -30,6 +30,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
@@ -438,3 +439,17 @@ EngineStory.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestEngineInvariants = EngineStory.TestCase
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["warm", "cold"])
+@pytest.mark.parametrize("fault", FAULTS)
+def test_every_fault_on_a_healthy_pack_keeps_the_invariants(fault: str, cold: bool) -> None:
+    """Each safety line meets closed contactors at least once, whatever hypothesis draws."""
+    story = EngineStory()
+    try:
+        story.build(charge_mode="always", latch=True, ton=0.0)
+        for board in range(1, BOARDS + 1):
+            story.episode(fault, board, 5.0, cold, 40)
+        story.episode(fault, 1, -5.0, cold, 40)
+    finally:
+        story.teardown()
