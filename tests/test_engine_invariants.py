@@ -281,6 +281,10 @@ class EngineStory(RuleBasedStateMachine):
         w = self.w
         w.pack.release("all")
         w.pack.force_cells(3.3)
+        if current > 0:  # the balancing zone: one cell above the others
+            w.pack.force_cells(3.42)
+            w.pack.force_cell_voltage(1, 1, 3.44)
+            w.pack.force_cell_voltage(2, 4, 3.44)
         if cold:  # the heater's zone
             w.pack.force_temperature(2.0)
         w.pack.set_current(current)
