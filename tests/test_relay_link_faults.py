@@ -216,7 +216,7 @@ def _run_gateway_process(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["SIGKILL", "SIGSTOP"])
 async def test_the_module_watchdog_opens_the_coils_when_the_gateway_dies_or_freezes(
     module: Any, tmp_path: Path, sig: signal.Signals
 ) -> None:

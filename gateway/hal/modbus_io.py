@@ -14,10 +14,12 @@ open on shutdown. Drivers on one bus (same host:port or serial port) share one c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from abc import abstractmethod
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -278,6 +280,8 @@ class CoilDriven(Polled):
 
     writer: CoilWriter
     _closed_down: bool
+    _batching = 0  # > 0 while recording several commands: one write for all of them after
+    _batched_change = False
 
     def _bind(self, opts: ModbusLinkOptions, link: ModbusLink, coils: dict[Any, int]) -> None:
         """Attach the module and the coil address of each name (before `_start()`)."""
@@ -287,6 +291,21 @@ class CoilDriven(Polled):
 
     def _write(self, name: Any, on: bool, /) -> None:
         if self.writer.want(name, on):
+            if self._batching:
+                self._batched_change = True
+            else:
+                self._poke()
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Record commands without writing; write them all once the outermost batch ends."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+        if not self._batching and self._batched_change:
+            self._batched_change = False
             self._poke()
 
     def sync_once(self, urgent: bool = False) -> None:
