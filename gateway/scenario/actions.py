@@ -23,6 +23,7 @@ from gateway.scenario.registry import (
 )
 from gateway.scenario.world import World
 
+
 def _parse_cell(value: Any, path: str, config: GatewayConfig) -> tuple[int, int, float]:
     m = mapping(value, path, {"board", "cell", "voltage"})
     return (
