@@ -280,8 +280,6 @@ class CoilDriven(Polled):
 
     writer: CoilWriter
     _closed_down: bool
-    _batching = 0  # > 0 while recording several commands: one write for all of them after
-    _batched_change = False
 
     def _bind(self, opts: ModbusLinkOptions, link: ModbusLink, coils: dict[Any, int]) -> None:
         """Attach the module and the coil address of each name (before `_start()`)."""
@@ -291,21 +289,32 @@ class CoilDriven(Polled):
 
     def _write(self, name: Any, on: bool, /) -> None:
         if self.writer.want(name, on):
-            if self._batching:
-                self._batched_change = True
+            batch = self._batch_state()
+            if batch.depth:
+                batch.changed = True
             else:
                 self._poke()
+
+    def _batch_state(self) -> Any:
+        """This thread's batch (the loop and the lease watchdog thread batch independently)."""
+        local = self.__dict__.get("_batches")
+        if local is None:
+            local = self.__dict__.setdefault("_batches", threading.local())
+        if not hasattr(local, "depth"):
+            local.depth, local.changed = 0, False
+        return local
 
     @contextlib.contextmanager
     def _batch(self) -> Iterator[None]:
         """Record commands without writing; write them all once the outermost batch ends."""
-        self._batching += 1
+        batch = self._batch_state()
+        batch.depth += 1
         try:
             yield
         finally:
-            self._batching -= 1
-        if not self._batching and self._batched_change:
-            self._batched_change = False
+            batch.depth -= 1
+        if not batch.depth and batch.changed:
+            batch.changed = False
             self._poke()
 
     def sync_once(self, urgent: bool = False) -> None:
