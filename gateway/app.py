@@ -10,7 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 
 from gateway.config import GatewayConfig
-from gateway.control import build_engine
+from gateway.control import build_engine, energy
 from gateway.core import registry, sdnotify
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
@@ -50,6 +50,7 @@ def build_components(ctx: GatewayContext) -> list[Component]:
             components.append(c)
     if (engine := build_engine(ctx)) is not None:
         components.append(engine)
+    components.append(energy.create(ctx))
     for name, entry in sorted(registry.discover("bms_gateway.publishers").items()):
         factory = entry.load()
         if (c := factory(ctx)) is not None:

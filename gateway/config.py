@@ -18,7 +18,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.core.errors import ConfigError
 from gateway.protocols import logic_map
 from gateway.publishers.commands_section import CommandsSection
+from gateway.publishers.history.section import HistorySection
 from gateway.publishers.homeassistant_section import HomeAssistantSection
+from gateway.publishers.web.section import WebSection
 
 
 class Section(BaseModel):
@@ -215,6 +217,8 @@ class GatewayConfig(BaseSettings):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     soc: SocSection = Field(default_factory=SocSection)
     signal_levels: SignalLevelsSection = Field(default_factory=SignalLevelsSection)
+    web: WebSection = Field(default_factory=WebSection)
+    history: HistorySection = Field(default_factory=HistorySection)
 
     @classmethod
     def settings_customise_sources(

@@ -67,6 +67,17 @@ class ControlState:
 
 
 @dataclass
+class EnergyTotals:
+    """Charged/discharged energy and charge since the counters began, and full cycles."""
+
+    energy_in_kwh: float = 0.0
+    energy_out_kwh: float = 0.0
+    charge_in_ah: float = 0.0
+    charge_out_ah: float = 0.0
+    cycles: float = 0.0
+
+
+@dataclass
 class GatewayState:
     """Everything the gateway knows right now."""
 
@@ -81,6 +92,7 @@ class GatewayState:
     points_updated_s: dict[str, float] = field(default_factory=dict)  # source -> clock time
     point_updated_s: dict[str, float] = field(default_factory=dict)  # point -> clock time
     control: ControlState = field(default_factory=ControlState)
+    energy: EnergyTotals | None = None  # gateway.control.energy; None until it runs
 
     def online_boards(self) -> list[BoardState]:
         """Return the boards that are online, in board order."""

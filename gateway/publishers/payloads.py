@@ -140,11 +140,18 @@ def state_message(state: GatewayState, clock: Clock, config: GatewayConfig) -> d
                 "function": sw.function,
                 "closed": sw.on,
                 "since": None if sw.since_s is None else isotime(clock.wall(sw.since_s)),
+                "reasons": list(sw.reasons),
             }
             for n, sw in sorted(control.relays.items())
         ],
         "outputs": [
-            {"output": n, "function": sw.function, "on": sw.on}
+            {
+                "output": n,
+                "function": sw.function,
+                "on": sw.on,
+                "since": None if sw.since_s is None else isotime(clock.wall(sw.since_s)),
+                "reasons": list(sw.reasons),
+            }
             for n, sw in sorted(control.outputs.items())
         ],
         "inputs": [
@@ -159,6 +166,22 @@ def state_message(state: GatewayState, clock: Clock, config: GatewayConfig) -> d
         },
         "reasons": {thing: list(why) for thing, why in control.reasons.items()},
         "points": {name: _point(v) for name, v in sorted(state.points.items())},
+        **_energy(state),
+    }
+
+
+ENERGY_DIGITS = 3
+
+
+def _energy(state: GatewayState) -> dict[str, float | None]:
+    """The energy counters (gateway.control.energy); null until the counter runs."""
+    e = state.energy
+    return {
+        "energy_in_kwh": None if e is None else _num(e.energy_in_kwh, ENERGY_DIGITS),
+        "energy_out_kwh": None if e is None else _num(e.energy_out_kwh, ENERGY_DIGITS),
+        "charge_in_ah": None if e is None else _num(e.charge_in_ah, ENERGY_DIGITS),
+        "charge_out_ah": None if e is None else _num(e.charge_out_ah, ENERGY_DIGITS),
+        "cycles": None if e is None else _num(e.cycles, ENERGY_DIGITS),
     }
 
 
