@@ -21,11 +21,13 @@ test: $(STAMP)
 	./scripts/ensure-test-tools
 	$(BIN)/ruff check gateway tests
 	$(BIN)/mypy --strict gateway
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests
 	$(BIN)/mypy --strict gateway
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,9 @@
 
 Every key has a default that runs (the embedded simulator). Environment variables override
 file keys: prefix `BMSGW_`, `__` between levels (`BMSGW_MQTT__PORT=1884`). Each section is a
-model of its own; sections owned by a subsystem live next to it and are imported here.
+model of its own; sections owned by a subsystem live next to it (built on
+`gateway.core.section.Section`) and are composed here. Every check that spans sections runs in
+`GatewayConfig`'s model validator, so a file `check-config` accepts is a file `run` accepts.
 """
 
 from __future__ import annotations
@@ -11,28 +13,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gateway.core.errors import ConfigError
-from gateway.protocols import logic_map
-from gateway.publishers.commands_section import CommandsSection
-from gateway.publishers.history.section import HistorySection
-from gateway.publishers.homeassistant_section import HomeAssistantSection
-from gateway.publishers.web.section import WebSection
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-# Sections owned by subsystems import `Section` from here, so they are imported after it.
-from gateway.adapters.can.config import CanSection  # noqa: E402
-from gateway.adapters.modbus.config import ModbusSection  # noqa: E402
-from gateway.control.settings import (  # noqa: E402
+from gateway.adapters.can.config import CanSection
+from gateway.adapters.modbus.config import ModbusSection
+from gateway.control.settings import (
     BalancingSection,
     ChargeControlSection,
     CoolerSection,
@@ -47,15 +33,23 @@ from gateway.control.settings import (  # noqa: E402
     RelaysSection,
     SignalLevelsSection,
     SocSection,
+    resolve,
 )
-from gateway.hal.settings import (  # noqa: E402
+from gateway.core.errors import ConfigError
+from gateway.core.section import Section, deep_merge, format_validation_error, load_yaml
+from gateway.hal.settings import (
     BoardIoSection,
     CurrentSensorSection,
     DriversSection,
     HumiditySensorSection,
     TemperatureSensorSection,
 )
-from gateway.publishers.modbus_server_section import ModbusServerSection  # noqa: E402
+from gateway.protocols import logic_map
+from gateway.publishers.commands_section import CommandsSection
+from gateway.publishers.history.section import HistorySection
+from gateway.publishers.homeassistant_section import HomeAssistantSection
+from gateway.publishers.modbus_server_section import ModbusServerSection
+from gateway.publishers.web.section import WebSection
 
 
 class GatewaySection(Section):
@@ -232,6 +226,19 @@ class GatewayConfig(BaseSettings):
         """Environment beats the file (which arrives as init kwargs)."""
         return env_settings, init_settings, file_secret_settings
 
+    @model_validator(mode="after")
+    def _cross_section_checks(self) -> GatewayConfig:
+        """Run every check that spans sections here, so `check-config` and `run` agree.
+
+        The control checks (a value against another, chemistry defaults filled in) live
+        with the values they resolve, in `gateway.control.settings.resolve`.
+        """
+        try:
+            resolve(self)
+        except ConfigError as err:
+            raise ValueError(str(err)) from err
+        return self
+
     @property
     def embedded_simulator(self) -> bool:
         """True when the gateway runs against its in-process Logic simulator.
@@ -239,30 +246,6 @@ class GatewayConfig(BaseSettings):
         In bridge mode a real BMS Main 2.x owns the Logic bus, so there is none.
         """
         return self.logic.port is None and self.gateway.mode == "controller"
-
-
-def format_validation_error(err: ValidationError) -> list[str]:
-    """Render each error as `dotted.path: message`."""
-    lines = []
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"{path}: {e['msg']}")
-    return lines
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping (an empty file is an empty mapping)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"{path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return data
 
 
 def load_config(
@@ -290,14 +273,3 @@ def load_config(
             os.environ.update(saved)
     except ValidationError as err:
         raise ConfigError("\n".join(format_validation_error(err))) from err
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Return `base` with `extra` merged in, recursively for nested mappings."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out

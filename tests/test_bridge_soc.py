@@ -10,11 +10,11 @@ import pytest
 
 from gateway.adapters.can.canopen import tpdo1_points, tpdo_frames
 from gateway.adapters.can.dbc import decode, shipped
-from gateway.adapters.modbus.profiles import load_profile
 from gateway.config import load_config
-from gateway.control.scenario.world import World
 from gateway.core.events import PointsRead
 from gateway.core.state import GatewayState
+from gateway.protocols.profiles import load_profile
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 
 

@@ -29,6 +29,7 @@ from gateway.core.clock import VirtualClock
 from gateway.core.context import GatewayContext
 from gateway.core.events import Notice
 from gateway.core.state import BoardState, StateStore
+from gateway.hal.drivers import sim_drivers
 
 
 def make_ctx(channel: str, can_cfg: dict[str, Any], mode: str = "controller") -> GatewayContext:
@@ -42,7 +43,13 @@ def make_ctx(channel: str, can_cfg: dict[str, Any], mode: str = "controller") ->
     )
     clock = VirtualClock()
     bus = EventBus()
-    ctx = GatewayContext(config=cfg, clock=clock, bus=bus, store=StateStore(bus, clock, [1, 2]))
+    ctx = GatewayContext(
+        config=cfg,
+        clock=clock,
+        bus=bus,
+        store=StateStore(bus, clock, [1, 2]),
+        drivers=sim_drivers(),
+    )
     s = ctx.store.state
     for b in (1, 2):
         s.boards[b] = BoardState(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.control.scenario.runner import run_file
+from gateway.scenario.runner import run_file
 
 ROOT = Path(__file__).resolve().parent.parent / "scenarios"
 

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from gateway.config import load_config
 from gateway.control.commands import GO_SAFE
 from gateway.control.names import ERROR_NAMES
-from gateway.control.scenario.world import World
 from gateway.publishers import commands
 from gateway.publishers.commands import CommandTopics, Rejected, parse_command
 from gateway.publishers.mqtt import MqttPublisher
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 from tests.support.broker import Broker
 from tests.support.mqtt import watching

@@ -11,8 +11,8 @@ import pytest
 from gateway.cli import main
 from gateway.config import GatewayConfig, load_config
 from gateway.control.latches import latch_path
-from gateway.control.scenario.world import World
 from gateway.core.events import ErrorCleared, ErrorRaised, Notice, RelaySwitched
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 
 

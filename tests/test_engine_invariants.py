@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from gateway.config import load_config
-from gateway.control.scenario.world import World
 from gateway.control.table import BY_NAME
 from gateway.protocols.logic_map import STATUS_CELL_MEASUREMENT_FAULT
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 
 SLOW = os.environ.get("BMSGW_SLOW") == "1"

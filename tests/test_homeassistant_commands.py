@@ -25,9 +25,9 @@ import jinja2.sandbox
 import pytest
 
 from gateway.config import load_config
-from gateway.control.scenario.world import World
 from gateway.publishers import commands, homeassistant
 from gateway.publishers.mqtt import MqttPublisher
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 from tests.support.broker import Broker
 from tests.support.mqtt import watching

@@ -10,9 +10,9 @@ import pytest
 from gateway.adapters.logic import LogicAdapter
 from gateway.app import build_context
 from gateway.config import load_config
-from gateway.control.scenario.world import World
 from gateway.core.clock import VirtualClock
 from gateway.core.context import GatewayContext
+from gateway.scenario.world import World
 from gateway.sim.logic_server import LogicRtuServer, serve_on_pty
 from gateway.sim.pack import PackModel
 

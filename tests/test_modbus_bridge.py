@@ -30,8 +30,6 @@ from gateway.adapters.modbus.events import (
     SignalOverridden,
 )
 from gateway.adapters.modbus.poller import DevicePoller, ModbusMetrics
-from gateway.adapters.modbus.profiles import load_profile
-from gateway.adapters.modbus.slave import serve_tcp
 from gateway.adapters.modbus.transport import ModbusLink
 from gateway.app import build_context
 from gateway.config import load_config
@@ -40,6 +38,8 @@ from gateway.core.clock import RealClock, VirtualClock
 from gateway.core.context import GatewayContext
 from gateway.core.errors import ConfigError
 from gateway.core.events import BoardScanned, Event, PointsRead
+from gateway.links.modbus_slave import serve_tcp
+from gateway.protocols.profiles import load_profile
 from gateway.publishers.modbus_server import GatewayRegisterMap
 from gateway.publishers.modbus_server import create as create_server
 from gateway.publishers.modbus_server_section import ModbusServerSection

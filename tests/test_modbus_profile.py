@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.adapters.modbus.profiles import bundled_profiles, load_profile
 from gateway.control.names import ERROR_NAMES
 from gateway.core.errors import ConfigError, FrameRangeError, FrameTruncatedError
 from gateway.protocols.modbus_profile import (
@@ -21,6 +20,7 @@ from gateway.protocols.modbus_profile import (
     parse_profile,
     plan_reads,
 )
+from gateway.protocols.profiles import bundled_profiles, load_profile
 
 
 def _p(**kw: object) -> Point:

@@ -14,12 +14,12 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from gateway.adapters.modbus.slave import serve_tcp
 from gateway.config import load_config
-from gateway.control.scenario.world import World
 from gateway.core.events import ErrorCleared, Notice, PointsRead
+from gateway.links.modbus_slave import serve_tcp
 from gateway.publishers.modbus_server import GatewayRegisterMap
 from gateway.publishers.modbus_server_section import ModbusServerSection
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 from tests.support.broker import free_port
 from tests.support.world import WorldStepper

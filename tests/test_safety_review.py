@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from gateway.config import GatewayConfig, load_config
-from gateway.control.scenario.world import World
 from gateway.core.clock import VirtualClock
 from gateway.core.events import BoardScanned, PackMeasured
 from gateway.hal.service import DriverService
 from gateway.protocols import logic_map
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 
 BOARDS, CELLS = 2, 16

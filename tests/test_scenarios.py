@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.control.scenario.registry import (
+from gateway.scenario.registry import (
     EXPECTATIONS,
     SET_ACTIONS,
     Expectation,
     Outcome,
     SetAction,
 )
-from gateway.control.scenario.runner import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, report, run_file
-from gateway.control.scenario.world import World
+from gateway.scenario.runner import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, report, run_file
+from gateway.scenario.world import World
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
 

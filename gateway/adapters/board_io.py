@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
+from gateway.board import INPUT_COUNT
 from gateway.core.events import InputsRead, PackMeasured, PointsRead
-from gateway.hal.base import INPUT_COUNT
 from gateway.hal.sim import SimInputs
 from gateway.protocols import analog
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.control.scenario.runner import report, run_file
+from gateway.scenario.runner import report, run_file
 
 
 def add_parser(sub: Any) -> None:

@@ -86,10 +86,9 @@ class EngineComponent:
                     log.error("relay lease had lapsed at %.3f s: relays were opened", now_s)
                 # The driver may have opened relays on its own (lease watchdog, fault):
                 # the engine's idea of them follows the driver, so a reclose is a new event.
-                cmds = self.engine.relay_commands
-                for n, closed in cmds.items():
+                for n, closed in list(self.engine.relay_commands.items()):
                     if closed and not ctx.drivers.relays.relay_closed(n):
-                        cmds[n] = False
+                        self.engine.relay_opened_by_driver(n, now_s)
             except Exception:
                 self.driver_failures.labels(driver="relays").inc()
                 log.exception("relay driver check_lease failed")

@@ -20,9 +20,9 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import GatewayConfig
+from gateway.board import OUTPUT_COUNT, RELAY_COUNT
 from gateway.control import balancing as bal
 from gateway.control.debounce import Debounced
 from gateway.control.detect import SELF_TIMED, Verdict, detect
@@ -43,7 +43,9 @@ from gateway.control.switching import ContactorControl, EndOfCharge
 from gateway.control.table import BY_NAME
 from gateway.core.events import ErrorCleared, ErrorRaised, Notice, RelaySwitched
 from gateway.core.state import GatewayState, SwitchState
-from gateway.hal.base import OUTPUT_COUNT, RELAY_COUNT
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,11 @@ class Engine:
         self.go_safe_requests: set[str] = set()
         self.vref_v: float | None = None
         self.relay_commands: dict[int, bool] = dict.fromkeys(range(1, RELAY_COUNT + 1), False)
+        # (clock time, relay commands from then on): a feedback sample is judged against
+        # the command in force when it was sampled, not one issued after it
+        self._command_log: list[tuple[float, dict[int, bool]]] = [
+            (-math.inf, dict(self.relay_commands))
+        ]
         self._reasons: dict[str, tuple[tuple[str, ...], Any, float]] = {}
         self._switch_since: dict[str, float] = {}
         self._pending: list[Notice] = []
@@ -160,15 +167,28 @@ class Engine:
             self.go_safe_requests.discard(source)
 
     def acknowledge(self, name: str, now_s: float) -> bool:
-        """Release a latched error; return True when it was latched."""
-        e = self.errors.get(name)
-        if e is None or not e.latched:
-            return False
+        """Acknowledge one latched error; return True when its latch was released.
+
+        The one acknowledgement rule (also for the MQTT `ack` command and the Modbus error
+        reset): a latch is released only when its condition has cleared (the verdict is
+        back within the release threshold, data fresh); one still in breach, unknown or
+        between trip and release stays latched.
+        """
+        cleared, _ = self.reset_errors(now_s, [name])
+        return bool(cleared)
+
+    def relay_opened_by_driver(self, relay: int, now_s: float) -> None:
+        """The driver opened a relay on its own (lease lapse, fault): follow it."""
+        if self.relay_commands.get(relay):
+            self.relay_commands = {**self.relay_commands, relay: False}
+            self._command_log.append((now_s, dict(self.relay_commands)))
+
+    def _release_latch(self, name: str, now_s: float) -> None:
+        e = self.errors[name]
         if e.acknowledge(now_s) == "cleared":
             self._pending.append(ErrorCleared(at_s=now_s, error=name))
         self.latched.pop(name, None)
         save_latched(self.state_dir, self.latched)
-        return True
 
     def reset_errors(
         self, now_s: float, names: Iterable[str] | None = None
@@ -189,7 +209,7 @@ class Engine:
             if not (e.active and e.latched):
                 continue
             if e.bad_since_s is None and e.ok_since_s is not None:
-                self.acknowledge(name, now_s)
+                self._release_latch(name, now_s)
                 cleared.append(name)
             else:
                 kept.append(name)
@@ -250,11 +270,20 @@ class Engine:
     def _wall_iso(self, t: float) -> str | None:
         return self._wall(t).isoformat() if self._wall is not None else None
 
+    def _commands_at(self, t_s: float | None) -> dict[int, bool]:
+        """The relay commands in force just before clock time `t_s` (None: now)."""
+        if t_s is None:
+            return self.relay_commands
+        log_ = self._command_log
+        # drop what no later sample can need (samples arrive in time order)
+        while len(log_) > 1 and log_[1][0] < t_s:
+            log_.pop(0)
+        return log_[0][1]
+
     def _measure(self, now_s: float) -> Measurements:
+        in_force = self._commands_at(self.state.inputs_updated_s)
         by_function = {
-            fn: self.relay_commands[n]
-            for n, fn in self.relay_functions.items()
-            if fn in CONTACTOR_FUNCTIONS
+            fn: in_force[n] for n, fn in self.relay_functions.items() if fn in CONTACTOR_FUNCTIONS
         }
         lg = self.config.logic
         e = self.config.engine
@@ -705,6 +734,8 @@ class Engine:
                 self._switch_since[key] = now_s
             relays[n] = SwitchState(fn, closed, tuple(why), self._switch_since[key])
         if self.controller:
+            if commands != self.relay_commands:
+                self._command_log.append((now_s, dict(commands)))
             self.relay_commands = commands
         outputs: dict[int, SwitchState] = {}
         out_cmd: dict[int, bool] = {}

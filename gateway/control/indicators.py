@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-RELAY_INDICATORS = {"DS5": 3, "DS6": 4, "DS7": 1, "DS8": 2}
+from gateway.board import RELAY_INDICATORS
 
 
 def blink(now_s: float, hz: float) -> bool:

@@ -3,8 +3,9 @@
 `measure()` is pure: state + config + clock time in, `Measurements` out. A board whose last
 good scan is older than `engine.cell_timeout_s` (or that is marked offline, or whose scan
 flags a cell-measurement fault or carries a non-finite cell voltage) is not fresh; its cells
-are unknown. Current, humidity and inputs have their own timeouts; a non-finite current
-counts as missing.
+are unknown. Current, humidity and inputs each have their own freshness (humidity
+uses the analog timeout `engine.current_timeout_s`, timed from its own readings); a
+non-finite value counts as missing.
 """
 
 from __future__ import annotations
@@ -175,6 +176,13 @@ def measure(
         and state.current_a is not None
         and math.isfinite(state.current_a)
     )
+    hum_t = state.humidity_updated_s
+    humidity_fresh = (
+        hum_t is not None
+        and now_s - hum_t <= current_timeout_s
+        and state.humidity_pct is not None
+        and math.isfinite(state.humidity_pct)
+    )
     inputs_fresh = (
         state.inputs_updated_s is not None and now_s - state.inputs_updated_s <= inputs_timeout_s
     )
@@ -206,7 +214,7 @@ def measure(
         current_a=state.current_a if current_fresh else None,
         current_ever=cur_t is not None,
         vref_v=vref_v,
-        humidity_pct=state.humidity_pct if current_fresh else None,
+        humidity_pct=state.humidity_pct if humidity_fresh else None,
         humidity_ever=state.humidity_pct is not None,
         inputs=inputs,
         relay_commands=dict(relay_commands),

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from gateway.config import Section
+from gateway.board import DEFAULT_RELAY_FUNCTIONS
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
 from gateway.control.table import BY_NAME, Params
 from gateway.core.errors import ConfigError
+from gateway.core.section import Section
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -305,13 +306,17 @@ RelayFunction = Literal[
 ]
 
 
+def _default_relay(n: int) -> Any:
+    return Field(DEFAULT_RELAY_FUNCTIONS[n], alias=str(n))  # the board's default (gateway.board)
+
+
 class RelaysSection(_Numbered):
     """`relays.<1-4>`: what each relay does (seed defaults: 1 DCH, 2 ACH, 3 CH, 4 heater)."""
 
-    r1: RelayFunction = Field("discharge_contactor", alias="1")
-    r2: RelayFunction = Field("allow_charging", alias="2")
-    r3: RelayFunction = Field("charge_contactor", alias="3")
-    r4: RelayFunction = Field("heater", alias="4")
+    r1: RelayFunction = _default_relay(1)
+    r2: RelayFunction = _default_relay(2)
+    r3: RelayFunction = _default_relay(3)
+    r4: RelayFunction = _default_relay(4)
 
     def functions(self) -> dict[int, str]:
         """Relay number -> function."""

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
-from gateway.config import GatewayConfig
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock
 from gateway.core.health import Health
 from gateway.core.state import StateStore
-from gateway.hal.drivers import Drivers, sim_drivers
-from gateway.sim.pack import PackModel
+
+if TYPE_CHECKING:  # the ground floor names the higher layers' types only; app.py builds them
+    from gateway.config import GatewayConfig
+    from gateway.hal.drivers import Drivers
+    from gateway.sim.pack import PackModel
 
 
 @dataclass
@@ -24,8 +26,8 @@ class GatewayContext:
     clock: Clock
     bus: EventBus
     store: StateStore
+    drivers: Drivers  # built by gateway.app.build_context from `drivers.*`
     simulator: PackModel | None = None  # the embedded/scenario pack model, when there is one
-    drivers: Drivers = field(default_factory=sim_drivers)
     # Objects the MQTT publisher calls on every (re)connect and for messages on their
     # subscriptions (Home Assistant discovery, command topics): see gateway/publishers/mqtt.py.
     mqtt_extensions: list[Any] = field(default_factory=list)

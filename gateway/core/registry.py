@@ -1,6 +1,7 @@
 """Lazy, guarded plugin registry over entry-point groups (style lesson 2).
 
-Groups: `bms_gateway.adapters`, `bms_gateway.publishers`, `bms_gateway.drivers`. The bundled
+Groups: `bms_gateway.adapters`, `bms_gateway.publishers`, `bms_gateway.drivers` and
+`bms_gateway.scenario` (scenario keys: `gateway.scenario.registry`). The bundled
 components are registered through the same groups (see pyproject.toml). A plugin from another
 distribution may not shadow a bundled name; entry points load only when first used.
 """
@@ -16,7 +17,12 @@ from gateway.core.errors import PluginError
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("bms_gateway.adapters", "bms_gateway.publishers", "bms_gateway.drivers")
+GROUPS = (
+    "bms_gateway.adapters",
+    "bms_gateway.publishers",
+    "bms_gateway.drivers",
+    "bms_gateway.scenario",
+)
 OWN_DISTRIBUTION = "bms-gateway"
 
 

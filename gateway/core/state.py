@@ -85,6 +85,7 @@ class GatewayState:
     current_a: float | None = None
     current_updated_s: float | None = None
     humidity_pct: float | None = None
+    humidity_updated_s: float | None = None
     external_temperature_c: float | None = None
     inputs: tuple[bool, ...] = (False, False, False, False)
     inputs_updated_s: float | None = None
@@ -183,6 +184,7 @@ class StateStore:
                     s.current_updated_s = event.at_s
                 if event.humidity_pct is not None:
                     s.humidity_pct = event.humidity_pct
+                    s.humidity_updated_s = event.at_s
                 if event.temperature_c is not None:
                     s.external_temperature_c = event.temperature_c
             case InputsRead():

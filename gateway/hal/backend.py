@@ -10,6 +10,7 @@ idempotent close) and a backend implements only `_write` and `_release` (style l
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,9 @@ class LeasedRelays(ABC):
     count = RELAY_COUNT
 
     def __init__(self) -> None:
+        # The lease watchdog thread (hal/service.py) and the event loop both drive the
+        # relays: one re-entrant lock around every change of the commanded state.
+        self._lock = threading.RLock()
         self._commanded: dict[int, bool] = dict.fromkeys(range(1, self.count + 1), False)
         self._lease_until_s: float | None = None
         self._closed_down = False
@@ -159,16 +163,17 @@ class LeasedRelays(ABC):
             DriverError: the driver is closed (closing refused) or the hardware failed.
         """
         self._check_number(relay)
-        if self._closed_down:
-            if closed:
-                raise DriverError("relay driver is closed: refusing to close a relay")
-            return
-        self._commanded[relay] = closed
-        try:
-            self._write(relay, closed)
-        except Exception as err:
-            self.write_errors += 1
-            raise DriverError(f"relay {relay}: {err}") from err
+        with self._lock:
+            if self._closed_down:
+                if closed:
+                    raise DriverError("relay driver is closed: refusing to close a relay")
+                return
+            self._commanded[relay] = closed
+            try:
+                self._write(relay, closed)
+            except Exception as err:
+                self.write_errors += 1
+                raise DriverError(f"relay {relay}: {err}") from err
 
     def relay_closed(self, relay: int) -> bool:
         """Return the commanded state of one relay."""
@@ -177,35 +182,39 @@ class LeasedRelays(ABC):
 
     def renew_lease(self, until_s: float) -> None:
         """Keep the relays as commanded until clock time `until_s`."""
-        self._lease_until_s = until_s
+        with self._lock:
+            self._lease_until_s = until_s
 
     def check_lease(self, now_s: float) -> bool:
         """Open every relay if the lease has lapsed at `now_s`; return True when it had."""
-        if self._lease_until_s is None or now_s <= self._lease_until_s:
-            return False
-        if any(self._commanded.values()):
-            log.error("relay lease lapsed at %.3f s: opening every relay", now_s)
-        self.lease_lapses += 1
-        self._lease_until_s = None
-        self.open_all()
-        return True
+        with self._lock:
+            if self._lease_until_s is None or now_s <= self._lease_until_s:
+                return False
+            if any(self._commanded.values()):
+                log.error("relay lease lapsed at %.3f s: opening every relay", now_s)
+            self.lease_lapses += 1
+            self._lease_until_s = None
+            self.open_all()
+            return True
 
     def open_all(self) -> None:
         """Drive every relay open (idempotent, never raises)."""
-        for relay in self._commanded:
-            self._commanded[relay] = False
-            try:
-                self._write(relay, False)
-            except Exception:
-                self.write_errors += 1
-                log.exception("could not drive relay %d open", relay)
+        with self._lock:
+            for relay in self._commanded:
+                self._commanded[relay] = False
+                try:
+                    self._write(relay, False)
+                except Exception:
+                    self.write_errors += 1
+                    log.exception("could not drive relay %d open", relay)
 
     def close(self) -> None:
         """Open every relay and free the hardware (idempotent, never raises)."""
-        if self._closed_down:
-            return
-        self.open_all()
-        self._closed_down = True
+        with self._lock:
+            if self._closed_down:
+                return
+            self.open_all()
+            self._closed_down = True
         try:
             self._release()
         except Exception:

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-RELAY_COUNT = 4
-INPUT_COUNT = 4
-OUTPUT_COUNT = 4
-INDICATORS = ("DS2", "DS3", "DS4", "DS5", "DS6", "DS7", "DS8")
-ADC_CHANNELS = ("vcs", "vref", "vhs", "vts")  # current sensor, its reference, humidity, temperature
+# The board's counts and names are declared once in gateway.board; re-exported for drivers.
+from gateway.board import ADC_CHANNELS, INDICATORS, INPUT_COUNT, OUTPUT_COUNT, RELAY_COUNT
+
+__all__ = [
+    "ADC_CHANNELS",
+    "INDICATORS",
+    "INPUT_COUNT",
+    "OUTPUT_COUNT",
+    "RELAY_COUNT",
+    "AdcDriver",
+    "IndicatorDriver",
+    "InputDriver",
+    "OutputDriver",
+    "RelayDriver",
+]
 
 
 @runtime_checkable

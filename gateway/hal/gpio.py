@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from gateway.config import Section
+from gateway.core.section import Section
 from gateway.hal.backend import (
     DriverEnv,
     DriverError,

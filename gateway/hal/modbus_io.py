@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from gateway.config import Section
+from gateway.core.section import Section
 from gateway.hal.backend import (
     DriverEnv,
     DriverError,

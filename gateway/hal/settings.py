@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from gateway.config import Section
+from gateway.core.section import Section
 
 CONCERNS = ("relays", "outputs", "inputs", "adc", "indicators")
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.config import Section
+from gateway.board import SENSOR_SUPPLY_V
+from gateway.core.section import Section
 from gateway.hal.backend import DriverEnv, LeasedRelays
 from gateway.hal.base import ADC_CHANNELS, INDICATORS, INPUT_COUNT, OUTPUT_COUNT
 from gateway.hal.settings import (
@@ -26,7 +27,7 @@ from gateway.protocols import analog
 
 log = logging.getLogger(__name__)
 
-RAIL_V = 5.0  # sensor supply on P12/P13: outputs cannot leave 0..5 V
+RAIL_V = SENSOR_SUPPLY_V  # sensor supply on P12/P13: outputs cannot leave 0..5 V
 
 
 class SimRelays(LeasedRelays):

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from gateway.config import Section
+from gateway.core.section import Section
 from gateway.hal.backend import DriverEnv, DriverError, Indicators, check_names
 from gateway.hal.base import INDICATORS
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from gateway import __version__
+from gateway.board import INPUT_COUNT, OUTPUT_COUNT
+from gateway.board import RELAYS as BOARD_RELAYS
 from gateway.control.commands import ACK, GO_SAFE
 from gateway.control.names import ERROR_NAMES
 from gateway.publishers.homeassistant_section import HomeAssistantSection
@@ -43,9 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL = "BMS Main 2.1"
-RELAYS = (1, 2, 3, 4)
-INPUTS = 4  # dry-contact discrete inputs on the board
-OUTPUTS = 4  # +5 V discrete outputs on the board
+RELAYS = BOARD_RELAYS
+INPUTS = INPUT_COUNT  # dry-contact discrete inputs on the board
+OUTPUTS = OUTPUT_COUNT  # +5 V discrete outputs on the board
 
 Component = Literal["sensor", "binary_sensor", "switch", "button"]
 

@@ -36,16 +36,17 @@ from prometheus_client import Counter
 
 from gateway import __version__
 from gateway.adapters.modbus.events import ErrorResetRequested, SignalOverridden
-from gateway.adapters.modbus.profiles import load_profile
-from gateway.adapters.modbus.slave import ExceptionCode, Ranges, serve_rtu, serve_tcp
+from gateway.board import OUTPUTS, RELAYS
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
 from gateway.core.context import GatewayContext
 from gateway.core.events import PointsRead
 from gateway.core.state import GatewayState
+from gateway.links.modbus_slave import ExceptionCode, Ranges, serve_rtu, serve_tcp
 from gateway.protocols import logic_map
+from gateway.protocols.main2x import HR_OVERRIDE_1, OVERRIDE_FOLLOW, override_registers
 from gateway.protocols.modbus_profile import Point, PointValue, Profile, encode_image
+from gateway.protocols.profiles import load_profile
 from gateway.publishers.modbus_server_section import ModbusServerSection
-from gateway.sim.main2x import HR_OVERRIDE_1, OVERRIDE_FOLLOW, override_registers
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def main2x_values(state: GatewayState, wall: str) -> dict[str, PointValue]:
         v.setdefault(key, math.nan)
     for name in ERROR_NAMES:  # the engine's errors, plus errors raised by a bridged board
         v[f"error.{name}"] = name in ctl.errors_active or state.points.get(f"error.{name}") is True
-    for n in range(1, 5):
+    for n in OUTPUTS:
         sw = ctl.outputs.get(n)
         v[f"output.{n}"] = bool(sw.on) if sw is not None else bool(v.get(f"output.{n}", False))
     return v
@@ -204,7 +205,7 @@ def extension_values(state: GatewayState, bridge: bool) -> dict[str, PointValue]
         "ext.external_temperature_c": state.external_temperature_c,
     }
     v.update({k: val for k, val in optional.items() if val is not None})
-    for n in range(1, 5):
+    for n in RELAYS:  # the board has as many relays as outputs and inputs
         relay, out = ctl.relays.get(n), ctl.outputs.get(n)
         v[f"ext.relay.{n}"] = relay is not None and relay.on
         v[f"ext.output.{n}"] = out is not None and out.on

@@ -11,12 +11,14 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import GatewayConfig
 from gateway.core.clock import Clock
 from gateway.core.events import Notice
 from gateway.core.state import BoardState, GatewayState
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 VOLTAGE_DIGITS = 3  # 1 mV
 CURRENT_DIGITS = 3  # 1 mA

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 from gateway.core.errors import FrameError
 from gateway.core.supervise import cancel_and_wait
+from gateway.links.pty import open_pty_pair
 from gateway.protocols import logic_map
 from gateway.protocols.modbus_rtu import crc_ok, rtu_frame
 from gateway.sim.pack import PackModel
-from gateway.sim.pty import open_pty_pair
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
 """A simulated BMS Main 2.x: the documented `bms-main-2x` register map served from a PackModel.
 
 Input registers are encoded at request time through the same profile the gateway's adapter
-decodes with (`gateway/adapters/modbus/profiles/bms-main-2x.yaml`), so the two sides cannot
+decodes with (`gateway/protocols/profiles/bms-main-2x.yaml`), so the two sides cannot
 drift apart silently. Registers the vendor does not document are not served (ILLEGAL DATA
 ADDRESS). Holding registers: 0x4000 (Logic board select) and the input-signal overrides
-0x5100+bit / 0x5110+bit (0 = force off, 1 = force on, >= 2 = follow the physical input).
+0x5100+bit / 0x5110+bit (0 = force off, 1 = force on, >= 2 = follow the physical input;
+see `gateway.protocols.main2x`).
 
 Simulation choices (not vendor facts): Logic offline is raised while a simulated board is
 offline; Battery cover while the cover input (after overrides) is active; Vcs/Vref follow
@@ -19,47 +20,22 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
-from gateway.adapters.modbus.profiles import load_profile
-from gateway.adapters.modbus.slave import ExceptionCode, Ranges, serve_rtu, serve_tcp
+from gateway.links.modbus_slave import ExceptionCode, Ranges, serve_rtu, serve_tcp
+from gateway.protocols.main2x import (
+    HR_LOGIC_SELECT,
+    HR_OVERRIDE_1,
+    HR_OVERRIDE_2,
+    INPUT_BITS_1,
+    INPUT_BITS_2,
+    OVERRIDE_FOLLOW,
+    UNIT_ID,
+    override_registers,
+)
 from gateway.protocols.modbus_profile import PointValue, Profile, encode_image
+from gateway.protocols.profiles import load_profile
 from gateway.sim.pack import PackModel
 
 log = logging.getLogger(__name__)
-
-UNIT_ID = 32
-HR_LOGIC_SELECT = 0x4000
-HR_OVERRIDE_1 = 0x5100  # + bit of IR 0x2000
-HR_OVERRIDE_2 = 0x5110  # + bit of IR 0x20F4
-OVERRIDE_FOLLOW = 2
-
-INPUT_BITS_1 = {
-    0: "battery_cover",
-    1: "charger_connected",
-    2: "power_down_request",
-    3: "inhibit_charging",
-    4: "inhibit_discharging",
-    5: "charge_contactor_feedback",
-    6: "discharge_contactor_feedback",
-    7: "insulation_status",
-    8: "charge_request",
-    12: "charge_discharge_contactor_feedback",
-}
-INPUT_BITS_2 = {
-    0: "fuse_2",
-    1: "fuse_3",
-    2: "circuit_breaker",
-    3: "balancing_request",
-    4: "close_main_contactor",
-    5: "close_external_1",
-}
-
-
-def override_registers() -> dict[int, str]:
-    """Holding register -> input signal name, for the documented override rule."""
-    regs = {HR_OVERRIDE_1 + b: n for b, n in INPUT_BITS_1.items()}
-    regs.update({HR_OVERRIDE_2 + b: n for b, n in INPUT_BITS_2.items()})
-    return regs
-
 
 class Main2xSimulator:
     """The board's state and its register map (a `RegisterMap` for the slave plumbing)."""

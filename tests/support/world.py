@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.control.scenario.world import World
+from gateway.scenario.world import World
 
 STEP_S = 0.1  # the engine's default cycle
 

@@ -7,9 +7,9 @@ import logging
 
 from gateway.adapters.modbus.config import ModbusSection
 from gateway.adapters.modbus.poller import DevicePoller, ModbusMetrics
-from gateway.adapters.modbus.profiles import load_profile
 from gateway.adapters.modbus.transport import ModbusLink
 from gateway.core.context import GatewayContext
+from gateway.protocols.profiles import load_profile
 
 log = logging.getLogger(__name__)
 

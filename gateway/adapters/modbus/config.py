@@ -60,7 +60,7 @@ class ModbusDeviceConfig(Section):
     def _check(self) -> ModbusDeviceConfig:
         if self.transport == "rtu" and not self.serial_port:
             raise ValueError(f"device {self.name}: transport rtu needs serial_port")
-        from gateway.adapters.modbus.profiles import load_profile  # noqa: PLC0415
+        from gateway.protocols.profiles import load_profile  # noqa: PLC0415
 
         try:
             load_profile(self.profile)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
+
+from gateway.core import registry
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
-    from gateway.control.scenario.world import World
+    from gateway.scenario.world import World
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,10 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    import gateway.control.scenario.actions  # noqa: F401, PLC0415
+    import gateway.scenario.actions  # noqa: F401, PLC0415
 
-    for ep in entry_points(group=PLUGIN_GROUP):
+    for name, entry in sorted(registry.discover(PLUGIN_GROUP).items()):
         try:
-            ep.load()()
+            entry.load()()
         except Exception:
-            log.exception("scenario plugin %s failed to load", ep.name)
+            log.exception("scenario plugin %s failed to load", name)

@@ -2,5 +2,5 @@
 
 Extension API (for other subsystems): `registry.register_set_action`,
 `registry.register_expectation`, `registry.register_extension`, loaded from the entry-point
-group `bms_gateway.scenario`; see `gateway.control.scenario.registry`.
+group `bms_gateway.scenario`; see `gateway.scenario.registry`.
 """

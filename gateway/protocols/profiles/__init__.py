@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from gateway.core.errors import ConfigError
+from gateway.core.section import load_yaml
 from gateway.protocols.modbus_profile import Profile, parse_profile
 
 PROFILE_DIR = Path(__file__).resolve().parent
@@ -36,8 +37,6 @@ def profile_path(name_or_path: str) -> Path:
 @lru_cache(maxsize=32)
 def _load(path: Path, mtime_ns: int) -> Profile:
     del mtime_ns  # part of the cache key only
-    from gateway.config import load_yaml  # noqa: PLC0415 (gateway.config imports this package)
-
     return parse_profile(load_yaml(path), source=str(path))
 
 

@@ -24,7 +24,7 @@ from gateway.adapters.can.adapter import CanAdapter
 from gateway.adapters.can.dbc import dbc_set, decode
 from gateway.adapters.can.link import CanLink
 from gateway.config import GatewayConfig
-from gateway.control.scenario.registry import (
+from gateway.scenario.registry import (
     Expectation,
     Extension,
     Outcome,
@@ -34,7 +34,7 @@ from gateway.control.scenario.registry import (
     register_extension,
     register_set_action,
 )
-from gateway.control.scenario.world import World
+from gateway.scenario.world import World
 
 KEY = "can"
 MAX_ID = 0x1FFFFFFF

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.board import INPUT_COUNT, OUTPUT_COUNT
 from gateway.config import GatewayConfig
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
-from gateway.control.scenario.registry import (
+from gateway.control.settings import EXTRA_SIGNALS
+from gateway.protocols import logic_map
+from gateway.scenario.registry import (
     Expectation,
     Outcome,
     ScenarioError,
@@ -14,10 +17,7 @@ from gateway.control.scenario.registry import (
     register_expectation,
     register_set_action,
 )
-from gateway.control.scenario.world import World
-from gateway.control.settings import EXTRA_SIGNALS
-from gateway.hal.base import INPUT_COUNT, OUTPUT_COUNT
-from gateway.protocols import logic_map
+from gateway.scenario.world import World
 
 # --- parsing helpers ------------------------------------------------------------------
 

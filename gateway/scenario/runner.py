@@ -19,8 +19,11 @@ from typing import Any, TextIO, TypeVar
 
 import yaml
 
-from gateway.config import GatewayConfig, deep_merge, load_config
-from gateway.control.scenario.registry import (
+from gateway.config import GatewayConfig, load_config
+from gateway.control.settings import resolve
+from gateway.core.errors import ConfigError
+from gateway.core.section import deep_merge
+from gateway.scenario.registry import (
     EXPECTATIONS,
     EXTENSIONS,
     SET_ACTIONS,
@@ -30,9 +33,7 @@ from gateway.control.scenario.registry import (
     SetAction,
     load_plugins,
 )
-from gateway.control.scenario.world import World
-from gateway.control.settings import resolve
-from gateway.core.errors import ConfigError
+from gateway.scenario.world import World
 from gateway.sim.pack import PackModel
 
 TOP_KEYS = {"name", "description", "battery", "config", "steps"}
