@@ -18,6 +18,7 @@ from gateway.core.context import Component, ComponentFactory, GatewayContext
 from gateway.core.state import StateStore
 from gateway.core.supervise import run_tasks
 from gateway.hal.drivers import build_drivers
+from gateway.publishers.web.summary import summary_fields
 from gateway.sim.pack import PackModel
 
 log = logging.getLogger("gateway")
@@ -73,11 +74,12 @@ async def summary_loop(ctx: GatewayContext) -> None:
             if sample.name.endswith("_total")
         )
         log.info(
-            "boards online %d/%d, pack %s V, cell min %s V max %s V, errors %s, "
+            "boards online %d/%d, pack %s V, %s, cell min %s V max %s V, errors %s, "
             "messages published %d",
             s.boards_online,
             len(s.boards),
             "-" if pack is None else f"{pack:.2f}",
+            summary_fields(s),
             "-" if vmin is None else f"{vmin:.3f}",
             "-" if vmax is None else f"{vmax:.3f}",
             ",".join(s.control.errors_active) or "none",

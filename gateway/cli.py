@@ -20,6 +20,7 @@ COMMANDS = (
     "gateway.commands.calibrate",
     "gateway.commands.scenario",
     "gateway.commands.ack",
+    "gateway.commands.history",
 )
 
 

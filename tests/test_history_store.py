@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -179,3 +180,25 @@ def test_a_full_disk_is_an_error_not_a_corruption(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="full"):
         store.write(big)
     assert len(list(store.pack_rows(0, 2e9))) == 50  # the failed batch left nothing behind
+
+
+def test_export_prints_csv_and_jsonl(
+    filled: tuple[HistoryStore, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+
+    store, _ = filled
+    end = START + DAYS * DAY_S
+    args = ["history", "export", "--file", str(store.path), "--from", str(end - 60), "--to"]
+    assert main([*args, str(end), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(",")[:3] == ["time", "step_s", "voltage"]
+    assert len(lines) == 1 + 6  # six 10 s rows in the last minute
+    assert lines[-1].startswith("2026-02-09T23:59:50Z,10.0,")
+    assert main([*args, "2026-02-10T00:00:00Z", "--format", "jsonl", "--what", "cells"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 * 4  # one minute row: 2 boards x 4 cells
+    assert rows[0]["min"] <= rows[0]["mean"] <= rows[0]["max"]
+    assert main([*args, str(end), "--what", "events", "--format", "jsonl"]) == 0
+    assert capsys.readouterr().out == ""  # the hourly events are not in the last minute
+    assert main(["history", "export", "--file", "/nonexistent/h.sqlite3"]) == 1

@@ -333,6 +333,15 @@ class HistoryStore:
         for s, t, b in rows:
             yield StoredEvent(s, t, json.loads(b))
 
+    def cell_rows(self, from_ts: float, to_ts: float) -> Iterator[tuple[float, float, CellRow]]:
+        """Every stored cell row in [from_ts, to_ts): (ts, step_s, row), by time."""
+        rows = self._db.execute(
+            "SELECT ts, step_s, data FROM cells WHERE ts >= ? AND ts < ? ORDER BY ts",
+            (from_ts, to_ts),
+        )
+        for ts, step, data in rows:
+            yield ts, step, CellRow.from_json(ts, step, data)
+
     def pack_rows(
         self, from_ts: float, to_ts: float
     ) -> Iterator[tuple[float, float, dict[str, float | None]]]:

@@ -107,11 +107,13 @@ class WebComponent:
         return app
 
     async def _serve(self) -> None:
-        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.build_app(), access_log=None, handle_signals=False, shutdown_timeout=0.2
+        )
         await runner.setup()
         try:
             while True:
-                site = web.TCPSite(runner, self.cfg.host, self.cfg.port, shutdown_timeout=0.2)
+                site = web.TCPSite(runner, self.cfg.host, self.cfg.port)
                 try:
                     await site.start()
                 except OSError as err:
