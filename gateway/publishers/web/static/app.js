@@ -241,13 +241,16 @@
     $("charterror").textContent = body.t.length ? "" : "no history yet in this range";
     const root = $("charts");
     if (typeof uPlot === "undefined") { $("charterror").textContent = "chart library missing"; return; }
-    const width = Math.max(260, Math.min(root.clientWidth, 700) - 10);
     CHARTS.forEach((c, i) => {
       const data = [body.t, ...c.series.map((n) => body.series[n])];
+      let box = root.children[i];
+      if (!box) {
+        box = el("div", { class: "chart" });
+        box.appendChild(el("h3", { class: "small" }, c.title));
+        root.appendChild(box);
+      }
+      const width = Math.max(200, box.clientWidth - 4);
       if (charts[i]) { charts[i].setData(data); charts[i].setSize({ width, height: 160 }); return; }
-      const box = el("div", { class: "chart" });
-      box.appendChild(el("h3", { class: "small" }, c.title));
-      root.appendChild(box);
       charts[i] = new uPlot({
         width, height: 160, legend: { show: c.series.length > 1 },
         series: [{}, ...c.series.map((n, k) => ({ label: human(n), stroke: COLORS[k], width: 1.5, spanGaps: false }))],
