@@ -91,6 +91,14 @@ class MqttSection(Section):
     )
     reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay (doubles).")
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay.")
+    outbox_max_events: int = Field(
+        100_000,
+        ge=10,
+        le=10_000_000,
+        description="Events kept in the persistent outbox "
+        "(`<gateway.state_dir>/mqtt_outbox.sqlite3`) until the broker acknowledges them; "
+        "beyond it the oldest are dropped, counted and reported (docs/mqtt.md).",
+    )
 
     @model_validator(mode="after")
     def _password_from_file(self) -> MqttSection:

@@ -31,7 +31,7 @@ async def gateway(broker: Broker) -> AsyncIterator[tuple[GatewayContext, PackMod
     """The embedded simulator, the Logic adapter, the state store and the MQTT publisher."""
     config = load_config(
         overrides={
-            "gateway": {"id": "gw-logic"},
+            "gateway": {"id": "gw-logic", "state_dir": str(broker.workdir / "state")},
             "mqtt": {"host": broker.host, "port": broker.port, "publish_interval_s": 0.2},
             "logic": {
                 "boards": BOARDS,

@@ -109,7 +109,11 @@ async def test_bridge_sim_to_mqtt_state_and_back_out_of_the_modbus_server(broker
     device = {"name": "bms", "port": sim_port, "poll_interval_s": 0.1, "timeout_s": 0.5}
     config = load_config(
         overrides={
-            "gateway": {"id": "gw-bridge", "mode": "bridge"},
+            "gateway": {
+                "id": "gw-bridge",
+                "mode": "bridge",
+                "state_dir": str(broker.workdir / "state"),
+            },
             "mqtt": {"host": broker.host, "port": broker.port, "publish_interval_s": 0.1},
             "modbus": {"devices": [device]},
             "modbus_server": {"enabled": True, "port": server_port, "update_interval_s": 0.05},

@@ -47,7 +47,7 @@ def make_ctx(broker: Broker, **mqtt: Any) -> tuple[GatewayContext, VirtualClock]
     }
     cfg = load_config(
         overrides={
-            "gateway": {"id": "gw-test"},
+            "gateway": {"id": "gw-test", "state_dir": str(broker.workdir / "state")},
             "mqtt": settings,
             "logic": {"boards": 2, "cells_per_board": 4},
         },
@@ -207,29 +207,44 @@ async def test_events_carry_increasing_seq_and_qos1(broker: Broker) -> None:
 
 
 async def test_broker_absent_at_start_then_started(stopped_broker: Broker) -> None:
-    ctx, clock = make_ctx(stopped_broker)
-    pub = MqttPublisher(ctx, backlog_size=3)
+    ctx, clock = make_ctx(stopped_broker, outbox_max_events=10)
+    pub = MqttPublisher(ctx)
     async with running(pub) as task:
         await until(lambda: metric(ctx, "bms_mqtt_reconnects_total") >= 1, "a failed attempt")
         assert not pub.connected and metric(ctx, "bms_mqtt_connected") == 0
-        for i in range(5):  # raised while the broker is away; the backlog holds 3
+        for i in range(13):  # raised while the broker is away; the outbox holds 10
             ctx.bus.publish(
                 ErrorRaised(
                     at_s=clock.now(), error="high_humidity", severity="warning", detail=str(i)
                 )
             )
-        await until(lambda: pub.backlog == 3, "backlog of 3")
-        assert pub.dropped == 2 and metric(ctx, "bms_mqtt_events_dropped_total") == 2
+        await until(lambda: pub.last_seq >= 14, "13 events and one drop report stored")
+        assert pub.backlog == 10
+        dropped = pub.dropped
+        assert dropped == 4 and metric(ctx, "bms_mqtt_events_dropped_total") == dropped
         scan(ctx, 1, 3.3)
         stopped_broker.start()
         async with Watcher(stopped_broker, "bms/gw-test/#") as w:
             await clock.advance(2.0)  # the backoff expires: the publisher tries again
             await w.wait("state")
-            events = await w.wait("events", 3)
+            events = await w.wait("events", 10)
             assert text((await w.wait("availability"))[0]) == "online"
-        assert [json.loads(text(m))["seq"] for m in events] == [3, 4, 5]
-        assert [json.loads(text(m))["detail"] for m in events] == ["2", "3", "4"]
+        got = [json.loads(text(m)) for m in events]
+        # The oldest were dropped; the rest arrive in order, then the report of the gap.
+        assert [e["seq"] for e in got] == list(range(dropped + 1, 15))
+        assert [e["detail"] for e in got[:-1]] == [str(i) for i in range(dropped, 13)]
+        assert got[-1] == {
+            "type": "events_dropped",
+            "count": dropped,
+            "first_seq": 1,
+            "last_seq": dropped,
+            "timestamp": got[-1]["timestamp"],
+            "boot_id": pub.boot_id,
+            "seq": 14,
+        }
+        assert {e["boot_id"] for e in got} == {pub.boot_id}
         assert pub.connected and not task.done()
+        await until(lambda: pub.backlog == 0, "outbox emptied after the PUBACKs")
 
 
 async def test_broker_killed_and_restarted_resumes_publishing(broker: Broker) -> None:

@@ -31,6 +31,12 @@ STATE_KEYS = [
     "temperature_min",
     "temperature_max",
     "humidity",
+    "external_temperature",
+    "energy_in_kwh",
+    "energy_out_kwh",
+    "charge_in_ah",
+    "charge_out_ah",
+    "cycles",
     "boards_online",
     "boards",
     "errors",
@@ -42,11 +48,6 @@ STATE_KEYS = [
     "limits",
     "reasons",
     "points",
-    "energy_in_kwh",
-    "energy_out_kwh",
-    "charge_in_ah",
-    "charge_out_ah",
-    "cycles",
 ]
 
 

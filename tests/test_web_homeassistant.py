@@ -22,12 +22,12 @@ def render(template: str, value_json: dict[str, Any]) -> str:
 def test_energy_sensors_fit_the_energy_dashboard() -> None:
     config = load_config(env=False)
     configs = {m.topic.split("/")[-2]: json.loads(m.payload) for m in discovery_messages(config)}
-    for key in ("energy_in", "energy_out"):
+    for key in ("energy_in_kwh", "energy_out_kwh"):
         p = configs[key]
         assert (p["device_class"], p["state_class"], p["unit_of_measurement"]) == (
             "energy", "total_increasing", "kWh",
         )  # fmt: skip
-    assert configs["charge_in"]["unit_of_measurement"] == "Ah"
+    assert configs["charge_in_ah"]["unit_of_measurement"] == "Ah"
     assert configs["cycles"]["state_class"] == "total_increasing"
     assert configs["relay_3_reason"]["name"] == "Charge contactor (relay 3) reason"
 
@@ -46,11 +46,11 @@ def test_templates_render_energy_and_reasons_in_words() -> None:
     out = {
         k: render(rows[k].value_template or "", value_json) for k in rows if rows[k].value_template
     }
-    assert float(out["energy_in"]) == 1.235
+    assert float(out["energy_in_kwh"]) == 1.235
     assert float(out["cycles"]) == 0.1
     assert out["relay_1_reason"] == "discharging allowed: discharge_allowed"
     assert out["relay_2_reason"] == "charging blocked: low_temperature_charge"
     assert out["relay_3_reason"] == "None"  # not reported: unknown in HA
     assert out["relay_4_reason"] == "heater off: -"
     empty = json.loads(json.dumps(state_message(GatewayState(), VirtualClock(), config)))
-    assert render(rows["energy_out"].value_template or "", empty) == "None"
+    assert render(rows["energy_out_kwh"].value_template or "", empty) == "None"

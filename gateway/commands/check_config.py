@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.config import load_config
 from gateway.core.errors import ConfigError
+from gateway.hal.drivers import config_warnings
 
 
 def add_parser(sub: Any) -> None:
@@ -20,9 +21,11 @@ def add_parser(sub: Any) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as err:
         print(str(err), file=sys.stderr)
         return 1
+    for warning in config_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: valid")
     return 0

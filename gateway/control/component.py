@@ -20,6 +20,8 @@ from gateway.core.events import ErrorRaised, Notice, PackMeasured, RelaySwitched
 
 log = logging.getLogger(__name__)
 
+RELAY_DRIVER_FAULT = "relay_driver_fault"
+
 
 class EngineComponent:
     """Runs the control engine on the gateway's clock."""
@@ -92,9 +94,12 @@ class EngineComponent:
             except Exception:
                 self.driver_failures.labels(driver="relays").inc()
                 log.exception("relay driver check_lease failed")
+            self._report_driver_fault()
         applied = self._apply_commands(now_s)
         result = self.engine.step(now_s)
         self._drive(result, now_s)
+        if controller:
+            self._publish_confirmed()
         for error, seconds in result.reactions:
             ctx.health.protection_reaction.labels(error=error).observe(seconds)
         for notice in result.notices:
@@ -109,6 +114,30 @@ class EngineComponent:
         self.running.set(1)
         self._persist_soc(now_s)
         return result
+
+    def _report_driver_fault(self) -> None:
+        """Hand the relay driver's own fault (link, read-back) to the engine's protection."""
+        try:
+            reason = getattr(self.ctx.drivers.relays, "fault", None)
+        except Exception as err:  # a driver bug is a driver fault too
+            reason = f"relay driver: {err}"
+        if reason:
+            self.engine.faults[RELAY_DRIVER_FAULT] = str(reason)
+        else:
+            self.engine.faults.pop(RELAY_DRIVER_FAULT, None)
+
+    def _publish_confirmed(self) -> None:
+        """The published relay state is what the hardware last confirmed (read-back)."""
+        confirmed = getattr(self.ctx.drivers.relays, "confirmed", None)
+        if confirmed is None:
+            return
+        for n, sw in self.ctx.store.state.control.relays.items():
+            try:
+                c = confirmed(n)
+            except Exception:
+                continue
+            if c is not None:
+                sw.on = bool(c)
 
     def _apply_commands(self, now_s: float) -> list[Notice]:
         """Apply the commands received since the last cycle (before this cycle's step)."""

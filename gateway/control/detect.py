@@ -242,6 +242,15 @@ def check_charger_fault(m: Measurements, row: ProtectionRow, p: Params) -> Verdi
     return Verdict("ok", 0.0)
 
 
+def check_fault_report(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """A fault reported to the engine by the layer that saw it (a driver, the state writer)."""
+    del p
+    reason = m.faults.get(row.name)
+    if reason:
+        return Verdict("breach", 1.0, reason)
+    return Verdict("ok", 0.0)
+
+
 CHECKS: dict[Check, Callable[[Measurements, ProtectionRow, Params], Verdict]] = {
     "cell_voltage_max": check_cell_voltage,
     "cell_voltage_min": check_cell_voltage,
@@ -259,6 +268,7 @@ CHECKS: dict[Check, Callable[[Measurements, ProtectionRow, Params], Verdict]] = 
     "cell_spread": check_cell_spread,
     "contactor_feedback": check_contactor_feedback,
     "charger_fault": check_charger_fault,
+    "fault_report": check_fault_report,
 }
 
 # Rows whose check applies the set delay itself (the debouncer then sets at once).

@@ -18,12 +18,9 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from gateway.core.bus import Overflow
 from gateway.core.events import PackMeasured
@@ -38,19 +35,6 @@ ENERGY_FILE = "energy.json"
 MAX_GAP_S = 60.0  # readings further apart than this are not integrated
 SAVE_INTERVAL_S = 60.0
 SECONDS_PER_HOUR = 3600.0
-# Prometheus counters in base units: (name, help, totals field, factor to the base unit)
-PROMETHEUS_COUNTERS = (
-    ("bms_energy_in_joules", "Energy charged into the pack.", "energy_in_kwh", 3.6e6),
-    ("bms_energy_out_joules", "Energy discharged from the pack.", "energy_out_kwh", 3.6e6),
-    ("bms_charge_in_coulombs", "Charge into the pack (Ah x 3600).", "charge_in_ah", 3600.0),
-    ("bms_charge_out_coulombs", "Charge out of the pack (Ah x 3600).", "charge_out_ah", 3600.0),
-    (
-        "bms_equivalent_full_cycles",
-        "Discharged charge divided by pack.capacity_ah.",
-        "cycles",
-        1.0,
-    ),
-)
 
 
 @dataclass
@@ -149,21 +133,6 @@ def save_totals(state_dir: Path, totals: EnergyTotals) -> bool:
     return True
 
 
-class EnergyCollector:
-    """Renders the totals as Prometheus counters at scrape time."""
-
-    def __init__(self, counter: EnergyCounter) -> None:
-        self._counter = counter
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield one counter per total."""
-        totals = asdict(self._counter.totals)
-        for name, help_text, key, factor in PROMETHEUS_COUNTERS:
-            family = CounterMetricFamily(name, help_text)
-            family.add_metric([], totals[key] * factor)
-            yield family
-
-
 class EnergyComponent:
     """Keeps `state.energy` current and persisted."""
 
@@ -174,7 +143,6 @@ class EnergyComponent:
         self._state_dir = ctx.config.gateway.state_dir
         self.counter = EnergyCounter(ctx.config.pack.capacity_ah, load_totals(self._state_dir))
         ctx.store.state.energy = self.counter.totals
-        ctx.registry.register(EnergyCollector(self.counter))
         # Keep-latest is fine: the integration uses the readings' own timestamps.
         self._sub = ctx.bus.subscribe("energy", PackMeasured, overflow=Overflow.KEEP_LATEST)
 

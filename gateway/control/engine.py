@@ -133,6 +133,8 @@ class Engine:
         self.first_valid_scan = False
         self.go_safe_requests: set[str] = set()
         self.vref_v: float | None = None
+        # Faults reported by other layers (relay driver, state writer): error -> reason.
+        self.faults: dict[str, str] = {}
         self.relay_commands: dict[int, bool] = dict.fromkeys(range(1, RELAY_COUNT + 1), False)
         # (clock time, relay commands from then on): a feedback sample is judged against
         # the command in force when it was sampled, not one issued after it
@@ -303,6 +305,7 @@ class Engine:
             relay_commands=by_function if self.controller else {},
             vref_v=self.vref_v,
             startup_grace_s=e.startup_grace_s,
+            faults=self.faults,
         )
 
     def _debounce(self, now_s: float, verdicts: dict[str, Verdict]) -> list[Notice]:

@@ -63,6 +63,7 @@ class Measurements:
     relay_commands: dict[str, bool] = field(default_factory=dict)  # function -> commanded
     points: dict[str, float | int | bool | str] = field(default_factory=dict)
     overrides: frozenset[str] = frozenset()  # signals forced by an `override.<signal>` point
+    faults: dict[str, str] = field(default_factory=dict)  # error -> reason (drivers, disk)
 
     @cached_property
     def fresh_boards(self) -> list[BoardView]:
@@ -144,6 +145,7 @@ def measure(
     relay_commands: dict[str, bool],
     vref_v: float | None = None,
     startup_grace_s: float = 0.0,
+    faults: dict[str, str] | None = None,
 ) -> Measurements:
     """Build the snapshot of one cycle."""
     views = []
@@ -220,4 +222,5 @@ def measure(
         relay_commands=dict(relay_commands),
         points=dict(state.points),
         overrides=frozenset(overridden),
+        faults=dict(faults or {}),
     )

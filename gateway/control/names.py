@@ -1,6 +1,7 @@
 """Public names of errors and signals (MQTT, HA, Prometheus and scenarios use them).
 
-Fixed by issue 3; `charger_fault` was added for issue 4. New names are appended only: the
+Fixed by issue 3; `charger_fault` was added for issue 4,
+`relay_driver_fault` and `state_persistence_fault` for issue 9. New names are appended only: the
 Modbus server's error bitfield numbers the bits in this order.
 
 The protection table in `gateway/control` must have exactly one row per error name; a test
@@ -28,6 +29,7 @@ ERROR_NAMES: tuple[str, ...] = (
     "cell_imbalance",
     "contactor_feedback",
     "charger_fault",
+    "relay_driver_fault",
 )
 
 SIGNAL_NAMES: tuple[str, ...] = (

@@ -165,6 +165,7 @@ class ProtectionsSection(Section):
     cell_imbalance: MaxProtection = _max()
     contactor_feedback: FlagProtection = _flag()
     charger_fault: FlagProtection = _flag()
+    relay_driver_fault: FlagProtection = _flag()
 
     def row(self, name: str) -> FlagProtection:
         """Return the overrides of one error name."""

@@ -28,6 +28,7 @@ Check = Literal[
     "cell_spread",
     "contactor_feedback",
     "charger_fault",
+    "fault_report",
 ]
 Limit = Literal["max", "min", "none", "range"]
 Severity = Literal["critical", "normal", "warn"]
@@ -190,6 +191,13 @@ PROTECTIONS: tuple[ProtectionRow, ...] = (
         "over-temperature or input voltage fault; also `charger.hardware_failure` or "
         "`charger.over_temperature` on their own).",
         lfp=_p(None, None, 500, 5.0), nmc=_p(None, None, 500, 5.0),
+    ),
+    ProtectionRow(
+        "relay_driver_fault", "fault_report", "none", "critical", "all", "",
+        "A relay driver cannot vouch for its relays: its link failed (reset, refused, silent, "
+        "exception reply) or a relay reads back other than commanded. The detail names the "
+        "driver and the OS/Modbus reason.",
+        lfp=_p(None, None, 0, 5.0), nmc=_p(None, None, 0, 5.0),
     ),
 )  # fmt: skip
 

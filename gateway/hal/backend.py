@@ -121,6 +121,14 @@ def check_names(kind: str, names: Iterable[str], known: Sequence[str]) -> None:
         raise ValueError(f"unknown {kind} {sorted(unknown)}; use {', '.join(known)}")
 
 
+def describe_error(err: BaseException) -> str:
+    """A user-facing reason for a driver failure: the OS/Modbus message, no repr."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror} ({type(err).__name__})"
+    text = str(err).strip()
+    return text or type(err).__name__
+
+
 class LeasedRelays(ABC):
     """Relays 1-4 that fail open: at construction, when the lease lapses, and on close.
 
@@ -129,6 +137,7 @@ class LeasedRelays(ABC):
     """
 
     count = RELAY_COUNT
+    label = "relay driver"  # how `fault` names the driver (a backend says which, and where)
 
     def __init__(self) -> None:
         # The lease watchdog thread (hal/service.py) and the event loop both drive the
@@ -137,8 +146,43 @@ class LeasedRelays(ABC):
         self._commanded: dict[int, bool] = dict.fromkeys(range(1, self.count + 1), False)
         self._lease_until_s: float | None = None
         self._closed_down = False
+        self._write_failures: dict[int, str] = {}  # relay -> reason of its last failed write
         self.lease_lapses = 0
         self.write_errors = 0
+
+    @property
+    def fault(self) -> str | None:
+        """Why the driver cannot vouch for its relays now (None: it can).
+
+        The engine raises the critical error `relay_driver_fault` with this text. The
+        template reports relays whose last write failed; a backend with a link of its own
+        (Modbus) adds its link and read-back state.
+        """
+        if not self._write_failures:
+            return None
+        n, reason = sorted(self._write_failures.items())[0]
+        return f"{self.label}: relay {n}: {reason}"
+
+    def confirmed(self, relay: int) -> bool | None:
+        """Return what the hardware last confirmed for one relay (None: not known).
+
+        A driver whose writes are synchronous and checked (sim, GPIO) confirms what it wrote;
+        a remote one (Modbus) returns its last read-back.
+        """
+        self._check_number(relay)
+        if relay in self._write_failures:
+            return None
+        return self._commanded[relay]
+
+    def _drive(self, relay: int, closed: bool) -> None:
+        """`_write` one relay and record the outcome (raises what `_write` raised)."""
+        try:
+            self._write(relay, closed)
+        except Exception as err:
+            self.write_errors += 1
+            self._write_failures[relay] = describe_error(err)
+            raise
+        self._write_failures.pop(relay, None)
 
     def _start(self) -> None:
         """Drive every relay open once the hardware is ready."""
@@ -170,10 +214,9 @@ class LeasedRelays(ABC):
                 return
             self._commanded[relay] = closed
             try:
-                self._write(relay, closed)
+                self._drive(relay, closed)
             except Exception as err:
-                self.write_errors += 1
-                raise DriverError(f"relay {relay}: {err}") from err
+                raise DriverError(f"relay {relay}: {describe_error(err)}") from err
 
     def relay_closed(self, relay: int) -> bool:
         """Return the commanded state of one relay."""
@@ -203,10 +246,9 @@ class LeasedRelays(ABC):
             for relay in self._commanded:
                 self._commanded[relay] = False
                 try:
-                    self._write(relay, False)
-                except Exception:
-                    self.write_errors += 1
-                    log.exception("could not drive relay %d open", relay)
+                    self._drive(relay, False)
+                except Exception as err:
+                    log.error("could not drive relay %d open: %s", relay, describe_error(err))
 
     def close(self) -> None:
         """Open every relay and free the hardware (idempotent, never raises)."""

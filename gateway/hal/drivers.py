@@ -97,3 +97,17 @@ def build_drivers(config: GatewayConfig, pack: Any = None, env: DriverEnv | None
         indicators=built["indicators"],
         adc=built["adc"],
     )
+
+
+def config_warnings(config: GatewayConfig) -> list[str]:
+    """Safety warnings about a valid `drivers` section (printed by `check-config`)."""
+    out: list[str] = []
+    relays = config.drivers.relays
+    if relays.backend == "modbus" and not relays.options.get("module_watchdog"):
+        out.append(
+            "drivers.relays: the Modbus relay module has no `module_watchdog`: if the gateway "
+            "freezes, is killed or loses the link, the module keeps its coils (contactors) as "
+            "last written. Configure the module's communication watchdog register "
+            "(docs/hardware.md, 'Modbus relay modules')."
+        )
+    return out

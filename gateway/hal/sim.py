@@ -35,7 +35,15 @@ class SimRelays(LeasedRelays):
 
     def __init__(self) -> None:
         super().__init__()
+        self.injected_fault: str | None = None  # scenarios/tests: a driver that lost its link
         self._start()
+
+    @property
+    def fault(self) -> str | None:
+        """An injected fault (scenario `set: {relay_driver_fault: ...}`) or a failed write."""
+        if self.injected_fault:
+            return f"sim relay driver: {self.injected_fault}"
+        return super().fault
 
     @property
     def closed(self) -> dict[int, bool]:

@@ -5,13 +5,26 @@ from __future__ import annotations
 import struct
 
 
-def crc16(data: bytes) -> int:
-    """Return the Modbus CRC-16 of `data` (sent low byte first)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
+def _crc_table() -> tuple[int, ...]:
+    """The 256 CRC-16/MODBUS remainders of one byte (reflected polynomial 0xA001)."""
+    table = []
+    for byte in range(256):
+        crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """Return the Modbus CRC-16 of `data` (sent low byte first); table-driven, one step a byte."""
+    crc = 0xFFFF
+    table = _CRC_TABLE
+    for byte in data:
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
     return crc
 
 

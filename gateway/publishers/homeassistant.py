@@ -3,10 +3,12 @@
 An MQTT extension (see `gateway.publishers.mqtt.MqttExtension`): the MQTT publisher calls
 `on_connected` after every (re)connect and hands over messages on `subscriptions()`.
 
-- `DESCRIPTIONS` is the one table of entities (style lesson 9); `entity_descriptions(config)`
+- `DESCRIPTIONS` is the one table of entities (style lesson 9); its numeric pack sensors are
+  the rows of the measurement table (`gateway.publishers.measurements`). `entity_descriptions`
   keeps the rows whose `has_fn(config)` is true and adds the optional per-cell rows.
 - `discovery_messages(config)` and `removal_message(topic)` are pure builders returning
   `(topic, payload bytes, retain)` (style lesson 10), pinned by golden files in tests.
+- Topics come from `gateway.publishers.topics`, as the MQTT publisher's do.
 - Every entity with a state reads the retained `<prefix>/<id>/state` JSON through a
   `value_template`; every entity is available while `<prefix>/<id>/availability` is `online`
   (the gateway's LWT). Controls (`switch`, `button`) publish to the MQTT command topics
@@ -33,7 +35,8 @@ from gateway.board import RELAYS as BOARD_RELAYS
 from gateway.control.commands import ACK, GO_SAFE
 from gateway.control.names import ERROR_NAMES
 from gateway.publishers.homeassistant_section import HomeAssistantSection
-from gateway.publishers.payloads import Topics
+from gateway.publishers.measurements import MEASUREMENTS
+from gateway.publishers.topics import Topics
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -200,6 +203,7 @@ def _output_name(n: int) -> Callable[[GatewayConfig], str]:
 
 
 M = "measurement"
+TOTAL = "total_increasing"
 
 # What a relay's state means, by its function (the same words as the web dashboard).
 _STATE_WORDS = (
@@ -238,42 +242,14 @@ def _measured(
 
 
 DESCRIPTIONS: tuple[EntityDescription, ...] = (
-    # --- pack ---------------------------------------------------------------------------
-    _measured("voltage", "Pack voltage", _value("voltage"), "voltage", "V", 2),
-    _measured("current", "Current", _value("current"), "current", "A", 1),
-    _measured("power", "Power", _value("power"), "power", "W", 0),
-    _measured("soc", "State of charge", _value("soc"), "battery", "%", 0),
-    _measured("cell_voltage_min", "Cell voltage min",
-              _value("cell_voltage_min"), "voltage", "V", 3),
-    _measured("cell_voltage_max", "Cell voltage max",
-              _value("cell_voltage_max"), "voltage", "V", 3),
-    _measured("cell_voltage_delta", "Cell voltage delta",
-              _value("cell_voltage_delta"), "voltage", "V", 3),
-    _measured("temperature_min", "Temperature min",
-              _value("temperature_min"), "temperature", "°C", 1),
-    _measured("temperature_max", "Temperature max",
-              _value("temperature_max"), "temperature", "°C", 1),
-    _measured("humidity", "Humidity", _value("humidity"), "humidity", "%", 0),
-    # --- limits the gateway computes (what inverters/chargers are told) -----------------
-    _measured("charge_voltage_limit", "Charge voltage limit",
-              _value("limits.charge_voltage_limit"), "voltage", "V", 1),
-    _measured("charge_current_limit", "Charge current limit",
-              _value("limits.charge_current_limit"), "current", "A", 0),
-    _measured("discharge_current_limit", "Discharge current limit",
-              _value("limits.discharge_current_limit"), "current", "A", 0),
-    # --- energy and cycles (gateway.control.energy): HA's Energy dashboard -------------
-    _sensor("energy_in", "Energy charged", value_template=_value("energy_in_kwh"),
-            device_class="energy", state_class="total_increasing", unit="kWh", precision=2,
-            icon="mdi:battery-arrow-up"),
-    _sensor("energy_out", "Energy discharged", value_template=_value("energy_out_kwh"),
-            device_class="energy", state_class="total_increasing", unit="kWh", precision=2,
-            icon="mdi:battery-arrow-down"),
-    _sensor("charge_in", "Charge in", value_template=_value("charge_in_ah"),
-            state_class="total_increasing", unit="Ah", precision=1, icon="mdi:current-dc"),
-    _sensor("charge_out", "Charge out", value_template=_value("charge_out_ah"),
-            state_class="total_increasing", unit="Ah", precision=1, icon="mdi:current-dc"),
-    _sensor("cycles", "Full cycles", value_template=_value("cycles"),
-            state_class="total_increasing", precision=2, icon="mdi:battery-sync"),
+    # --- pack values and limits: one sensor per row of the measurement table -----------
+    *(
+        _sensor(m.key, m.name, value_template=_value(m.path), device_class=m.device_class,
+                state_class=TOTAL if m.kind == "total" else M, unit=m.unit,
+                precision=m.display_precision)
+        for m in MEASUREMENTS
+        if "homeassistant" in m.outputs
+    ),
     # --- control signals --------------------------------------------------------------
     _binary("charge_allowed", "Charge allowed", _tristate("value_json.signals.charge_allowed"),
             icon="mdi:battery-arrow-up"),
@@ -368,18 +344,18 @@ def node_id(config: GatewayConfig) -> str:
 
 
 def state_topic(config: GatewayConfig) -> str:
-    """Return the gateway's retained `state` topic."""
-    return f"{config.mqtt.topic_prefix}/{config.gateway.id}/state"
+    """Return the gateway's retained `state` topic (where the MQTT publisher sends it)."""
+    return Topics.from_config(config).state
 
 
 def availability_topic(config: GatewayConfig) -> str:
     """Return the gateway's retained availability (LWT) topic."""
-    return f"{config.mqtt.topic_prefix}/{config.gateway.id}/availability"
+    return Topics.from_config(config).availability
 
 
 def command_topic(config: GatewayConfig, command: str) -> str:
     """Return the MQTT command topic `<prefix>/<id>/command/<command>` (commands.py)."""
-    return Topics.from_config(config).sub("command", command)
+    return Topics.from_config(config).command(command)
 
 
 def config_topic(config: GatewayConfig, desc: EntityDescription) -> str:

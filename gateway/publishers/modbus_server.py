@@ -4,8 +4,9 @@ Input registers (function 04), low word first, REAL32 = IEEE-754 single (NaN = u
 
 - the documented `bms-main-2x` registers (versions, RTC, inputs, current, temperatures,
   humidity, Errors 1/2, outputs, SOC, Logic count, limits); the journal is not served;
-- the extension block at 0x3000 (`extension_profile()`; table in docs/modbus.md): pack
-  voltage, power, min/max/delta, limits, relays/outputs/inputs, all gateway error and signal
+- the extension block at 0x3000 (`extension_profile()`; table in docs/modbus.md): a REAL32
+  per row of the measurement table (pack voltage, power, min/max/delta, limits... at the
+  row's `modbus_address`), relays/outputs/inputs, all gateway error and signal
   bits, per-cell voltages (0x3100 + (board-1)*18 + (cell-1), U16 mV, 0xFFFF unknown),
   per-sensor temperatures (0x3300 + ..., S16 0.1 °C, 0x8000 unknown) and board temperatures.
 
@@ -46,9 +47,12 @@ from gateway.protocols import logic_map
 from gateway.protocols.main2x import HR_OVERRIDE_1, OVERRIDE_FOLLOW, override_registers
 from gateway.protocols.modbus_profile import Point, PointValue, Profile, encode_image
 from gateway.protocols.profiles import load_profile
+from gateway.publishers.measurements import MEASUREMENTS
 from gateway.publishers.modbus_server_section import ModbusServerSection
 
 log = logging.getLogger(__name__)
+
+MODBUS_MEASUREMENTS = tuple(m for m in MEASUREMENTS if "modbus" in m.outputs)
 
 EXT_BASE = 0x3000
 EXT_CELLS = 0x3100
@@ -75,25 +79,8 @@ def extension_profile(
         Point(name="ext.boards_configured", address=EXT_BASE + 2, type="U16"),
         Point(name="ext.boards_online", address=EXT_BASE + 3, type="U16"),
     ]
-    for i, (name, unit) in enumerate(
-        [
-            ("ext.pack_voltage_v", "V"),
-            ("ext.current_a", "A"),
-            ("ext.power_w", "W"),
-            ("ext.cell_voltage_min_v", "V"),
-            ("ext.cell_voltage_max_v", "V"),
-            ("ext.cell_voltage_delta_v", "V"),
-            ("ext.temperature_min_c", "°C"),
-            ("ext.temperature_max_c", "°C"),
-            ("ext.soc_pct", "%"),
-            ("ext.charge_voltage_limit_v", "V"),
-            ("ext.charge_current_limit_a", "A"),
-            ("ext.discharge_current_limit_a", "A"),
-            ("ext.humidity_pct", "%"),
-            ("ext.external_temperature_c", "°C"),
-        ]
-    ):
-        real(name, EXT_BASE + 4 + 2 * i, unit)
+    for m in MODBUS_MEASUREMENTS:
+        real(m.modbus_point, m.modbus_address, m.unit)
     pts += [
         Point(name="ext.relays", address=0x3020, type="bitfield16",
               bits={i: f"ext.relay.{i + 1}" for i in range(4)}),
@@ -186,25 +173,9 @@ def extension_values(state: GatewayState, bridge: bool) -> dict[str, PointValue]
         "ext.boards_online": state.boards_online,
         "ext.running": int(ctl.running),
     }
-    vmin, vmax = state.cell_voltage_min_v, state.cell_voltage_max_v
-    pack, cur = state.pack_voltage_v, state.current_a
-    optional: dict[str, float | None] = {
-        "ext.pack_voltage_v": pack,
-        "ext.current_a": cur,
-        "ext.power_w": None if pack is None or cur is None else pack * cur,
-        "ext.cell_voltage_min_v": vmin,
-        "ext.cell_voltage_max_v": vmax,
-        "ext.cell_voltage_delta_v": None if vmin is None or vmax is None else vmax - vmin,
-        "ext.temperature_min_c": state.temperature_min_c,
-        "ext.temperature_max_c": state.temperature_max_c,
-        "ext.soc_pct": None if ctl.soc is None else ctl.soc * 100.0,
-        "ext.charge_voltage_limit_v": ctl.limits.get("cvl_v"),
-        "ext.charge_current_limit_a": ctl.limits.get("ccl_a"),
-        "ext.discharge_current_limit_a": ctl.limits.get("dcl_a"),
-        "ext.humidity_pct": state.humidity_pct,
-        "ext.external_temperature_c": state.external_temperature_c,
-    }
-    v.update({k: val for k, val in optional.items() if val is not None})
+    for m in MODBUS_MEASUREMENTS:  # REAL32 rows of the measurement table (absent = NaN)
+        if (value := m.value(state)) is not None:
+            v[m.modbus_point] = value
     for n in RELAYS:  # the board has as many relays as outputs and inputs
         relay, out = ctl.relays.get(n), ctl.outputs.get(n)
         v[f"ext.relay.{n}"] = relay is not None and relay.on

@@ -4,10 +4,12 @@ Topics live under `<mqtt.topic_prefix>/<gateway.id>/` (docs/mqtt.md). The publis
 reads the state store and its own bus subscription, so the control path never waits on it:
 a dead broker costs nothing but a reconnect loop with exponential backoff.
 
-Notices are taken off the bus as they arrive, numbered (`seq`) and kept in a bounded backlog
-until the broker acknowledges them (QoS 1), so notices raised while disconnected are sent
-after the reconnect; when the backlog overflows the oldest notice is dropped and counted (the
-gap in `seq` shows it to subscribers).
+Events (store-and-forward): notices are taken off the bus as they arrive and written, in
+batches, to the persistent outbox (`gateway/publishers/outbox.py`, SQLite on its own thread),
+which numbers them (`seq`, continued across restarts) and keeps them until the broker
+acknowledged them (QoS 1); the sender publishes them in `seq` order after every (re)connect.
+Every event carries the `boot_id` of the process that raised it. `state` is keep-latest: right
+after a (re)connect the newest snapshot is published, before anything else is announced.
 
 Other components hook into the connection through `MqttExtension` objects in
 `ctx.mqtt_extensions` (Home Assistant discovery, command topics).
@@ -16,9 +18,11 @@ Other components hook into the connection through `MqttExtension` objects in
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-from typing import Protocol, runtime_checkable
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import aiomqtt
 from prometheus_client import Counter, Gauge, Histogram
@@ -27,18 +31,21 @@ from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
 from gateway.core.events import Notice
 from gateway.core.supervise import reraise_swallowed_cancel, taskgroup_cancel_fix
+from gateway.publishers.outbox import OUTBOX_FILE, Dropped, OutboxWorker
 from gateway.publishers.payloads import (
     AVAILABILITY_OFFLINE,
     AVAILABILITY_ONLINE,
     Topics,
     encode,
-    event_message,
+    isotime,
     state_message,
 )
 
 log = logging.getLogger(__name__)
 
-EVENTS_BACKLOG = 10_000  # notices kept while the broker is unreachable
+WRITE_BATCH = 500  # notices written to the outbox in one transaction (at most)
+SEND_BATCH = 100  # outbox rows read at once by the sender
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # no Nagle stall on QoS 1 pairs
 IO_TIMEOUT_S = 10.0  # real-time limit on one broker round trip (connect, PUBACK, SUBACK)
 SHUTDOWN_TIMEOUT_S = 1.0  # budget for the clean `offline` on shutdown
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -81,15 +88,14 @@ class MqttPublisher:
 
     name = "mqtt"
 
-    def __init__(self, ctx: GatewayContext, *, backlog_size: int = EVENTS_BACKLOG) -> None:
+    def __init__(self, ctx: GatewayContext, *, outbox_path: Path | None = None) -> None:
         self._ctx = ctx
         self._cfg = ctx.config.mqtt
         self._clock = ctx.clock
         self.topics = Topics.from_config(ctx.config)
-        self._backlog_size = backlog_size
-        self._backlog: collections.deque[tuple[int, Notice]] = collections.deque()
-        self._backlog_ready = asyncio.Event()
-        self._seq = 0
+        self.boot_id = uuid.uuid4().hex  # this process's run; on every event (`boot_id`)
+        self._outbox_ready = asyncio.Event()
+        self._acked_seq = 0  # highest seq the broker acknowledged on this run
         self._dropped_count = 0
         self._last_state_s: float | None = None
         self._ever_connected = False
@@ -97,6 +103,8 @@ class MqttPublisher:
         self.connected = False
         # Subscribe now, so notices raised before `run` starts are not missed.
         self._notices = ctx.bus.subscribe("mqtt", Notice, overflow=Overflow.NEVER_DROP)
+        self._outbox_path = outbox_path or Path(ctx.config.gateway.state_dir) / OUTBOX_FILE
+        self._worker: OutboxWorker | None = None  # opened by `run`
         reg = ctx.registry
         self._latency = Histogram(
             "bms_mqtt_publish_latency_seconds",
@@ -107,11 +115,23 @@ class MqttPublisher:
         )
         self._dropped = Counter(
             "bms_mqtt_events_dropped",
-            "Notices dropped because the events backlog was full (broker away too long).",
+            "Events dropped because the outbox was full (broker away too long).",
             registry=reg,
         )
         self._backlog_gauge = Gauge(
-            "bms_mqtt_events_backlog", "Notices waiting to be published on events.", registry=reg
+            "bms_mqtt_events_backlog",
+            "Events in the outbox waiting for the broker's acknowledgement.",
+            registry=reg,
+        )
+        self._outbox_persistent = Gauge(
+            "bms_mqtt_outbox_persistent",
+            "1 while the events outbox is on disk, 0 when it fell back to memory.",
+            registry=reg,
+        )
+        self._outbox_errors = Counter(
+            "bms_mqtt_outbox_errors",
+            "Failures of the events outbox (open, write, encoding).",
+            registry=reg,
         )
         self._failures = Counter(
             "bms_mqtt_publish_failures",
@@ -127,45 +147,115 @@ class MqttPublisher:
         )
 
     @property
+    def _outbox(self) -> OutboxWorker:
+        assert self._worker is not None, "the outbox is open only while `run` runs"
+        return self._worker
+
+    @property
     def backlog(self) -> int:
-        """Number of notices not yet acknowledged by the broker."""
-        return len(self._backlog)
+        """Number of events in the outbox not yet acknowledged by the broker."""
+        return 0 if self._worker is None else self._worker.outbox.count
+
+    @property
+    def last_seq(self) -> int:
+        """The newest `seq` given to an event (continued across restarts)."""
+        return 0 if self._worker is None else self._worker.outbox.last_seq
 
     @property
     def dropped(self) -> int:
-        """Notices lost to backlog overflow since start."""
+        """Events lost to outbox overflow since start."""
         return self._dropped_count
 
     async def run(self) -> None:
         """Run until cancelled (then publish `offline` and disconnect cleanly)."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._take_notices(), name="mqtt:notices")
-            tg.create_task(self._connection_loop(), name="mqtt:connection")
+        self._worker = await OutboxWorker.open(self._outbox_path, self._cfg.outbox_max_events)
+        self._acked_seq = 0
+        self._outbox_errors.inc(self._worker.outbox.errors)
+        self._sync_outbox_metrics()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._take_notices(), name="mqtt:notices")
+                tg.create_task(self._connection_loop(), name="mqtt:connection")
+        finally:
+            self._outbox.close()
 
-    # --- notices ----------------------------------------------------------------------
+    # --- notices → outbox -------------------------------------------------------------
+
+    def _body(self, notice: Notice) -> dict[str, Any]:
+        body = dict(notice.payload())
+        body["timestamp"] = isotime(self._clock.wall(notice.at_s))
+        body["boot_id"] = self.boot_id
+        return body
+
+    def _dropped_body(self, dropped: Dropped) -> dict[str, Any]:
+        return {
+            "type": "events_dropped",
+            "count": dropped.count,
+            "first_seq": dropped.first_seq,
+            "last_seq": dropped.last_seq,
+            "timestamp": isotime(self._clock.wall()),
+            "boot_id": self.boot_id,
+        }
 
     async def _take_notices(self) -> None:
-        async for notice in self._notices:
-            self._enqueue(notice)
+        batch: list[dict[str, Any]] = []
+        try:
+            while True:
+                notice = await self._notices.get()
+                self._add(batch, notice)
+                while len(batch) < WRITE_BATCH and (more := self._notices.get_nowait()):
+                    self._add(batch, more)
+                await self._outbox.call(self._write, batch)
+                self._outbox_ready.set()
+        finally:
+            # Cancelled (shutdown): what was taken off the bus still goes to disk. On the
+            # outbox thread, after any write still running; `_write` empties the batch
+            # it committed, so nothing is written twice.
+            while more := self._notices.get_nowait():
+                self._add(batch, more)
+            if batch:
+                self._outbox.call_blocking(self._write, batch)
 
-    def _enqueue(self, notice: Notice) -> None:
-        self._seq += 1
-        if len(self._backlog) >= self._backlog_size:
-            lost_seq, lost = self._backlog.popleft()
-            self._dropped.inc()
-            self._dropped_count += 1
-            n = self._dropped_count
-            if n == 1 or n % 1000 == 0:
-                log.error(
-                    "MQTT events backlog full (%d): dropped notice seq %d (%s); %d dropped so far",
-                    self._backlog_size,
-                    lost_seq,
-                    type(lost).__name__,
-                    n,
-                )
-        self._backlog.append((self._seq, notice))
-        self._backlog_gauge.set(len(self._backlog))
-        self._backlog_ready.set()
+    def _add(self, batch: list[dict[str, Any]], notice: Notice) -> None:
+        try:
+            body = self._body(notice)
+            encode(body)  # fail here, not in the outbox transaction
+        except (ValueError, TypeError, NotImplementedError):
+            self._failures.labels(topic="events").inc()
+            log.exception("MQTT event %s could not be encoded; dropped", type(notice).__name__)
+            return
+        batch.append(body)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        """Store `batch` (runs on the outbox thread) and empty it once committed."""
+        outbox = self._outbox.outbox
+        errors = outbox.errors
+        try:
+            dropped = outbox.append(batch, self._dropped_body)
+        except Exception:  # in-memory fallback failed too: nothing more we can do
+            self._outbox_errors.inc()
+            log.exception("MQTT outbox write failed; %d event(s) lost", len(batch))
+            batch.clear()
+            return
+        batch.clear()
+        self._outbox_errors.inc(outbox.errors - errors)
+        if dropped is not None:
+            self._dropped.inc(dropped.count)
+            self._dropped_count += dropped.count
+            log.error(
+                "MQTT events outbox full (mqtt.outbox_max_events = %d): dropped seq %d..%d "
+                "(%d event(s)); %d dropped since start",
+                outbox.max_events,
+                dropped.first_seq,
+                dropped.last_seq,
+                dropped.count,
+                self._dropped_count,
+            )
+        self._sync_outbox_metrics()
+
+    def _sync_outbox_metrics(self) -> None:
+        self._backlog_gauge.set(self._outbox.outbox.count)
+        self._outbox_persistent.set(1 if self._outbox.outbox.persistent else 0)
 
     # --- connection -------------------------------------------------------------------
 
@@ -181,6 +271,7 @@ class MqttPublisher:
             keepalive=cfg.keepalive_s,
             timeout=IO_TIMEOUT_S,
             will=aiomqtt.Will(self.topics.availability, AVAILABILITY_OFFLINE, qos=1, retain=True),
+            socket_options=NODELAY,
         )
 
     async def _connection_loop(self) -> None:
@@ -242,10 +333,12 @@ class MqttPublisher:
                 client, self.topics.availability, AVAILABILITY_ONLINE.encode(), qos=1, retain=True
             )
             extensions = list(self._ctx.mqtt_extensions)
-            filters = await self._start_extensions(client, extensions)
             async with asyncio.TaskGroup() as tg:
+                # The newest state and the events first: extensions (e.g. a discovery burst)
+                # must not delay them.
                 tg.create_task(self._state_loop(client), name="mqtt:state")
                 tg.create_task(self._events_loop(client), name="mqtt:events")
+                filters = await self._start_extensions(client, extensions)
                 tg.create_task(self._messages_loop(client, extensions, filters), name="mqtt:rx")
         except asyncio.CancelledError:
             await self._say_offline(client)
@@ -311,26 +404,28 @@ class MqttPublisher:
             await self._publish(client, self.topics.state, payload, qos=0, retain=True)
 
     async def _events_loop(self, client: aiomqtt.Client) -> None:
+        outbox = self._outbox.outbox
         while True:
-            while not self._backlog:
-                self._backlog_ready.clear()
-                await self._backlog_ready.wait()
-            seq, notice = self._backlog[0]
-            try:
-                payload = encode(event_message(notice, seq, self._clock))
-            except (ValueError, TypeError, NotImplementedError):
-                self._failures.labels(topic="events").inc()
-                log.exception(
-                    "MQTT event seq %d (%s) could not be encoded; dropped",
-                    seq,
-                    type(notice).__name__,
-                )
-            else:
+            self._outbox_ready.clear()  # before reading: a write after the read sets it
+            rows = await self._outbox.call(outbox.read, self._acked_seq, SEND_BATCH)
+            if not rows:
+                await self._outbox_ready.wait()
+                continue
+            for seq, payload in rows:
                 await self._publish(client, self.topics.events, payload, qos=1, retain=False)
-            # The head may have been dropped by an overflow while we awaited the PUBACK.
-            if self._backlog and self._backlog[0][0] == seq:
-                self._backlog.popleft()
-            self._backlog_gauge.set(len(self._backlog))
+                self._acked_seq = seq
+                # Forgotten at once (in order, on the outbox thread): after a crash at most
+                # the event in flight is sent again.
+                self._outbox.submit(self._forget, seq)
+
+    def _forget(self, seq: int) -> None:
+        """Delete acknowledged rows (runs on the outbox thread)."""
+        try:
+            self._outbox.outbox.delete_through(seq)
+        except Exception:
+            self._outbox_errors.inc()
+            log.exception("MQTT outbox delete failed (seq %d)", seq)
+        self._sync_outbox_metrics()
 
     async def _messages_loop(
         self,

@@ -2,9 +2,10 @@
 
 Battery and control gauges are not kept up to date by anyone: `StateCollector` renders them
 from the state store at scrape time, from the table `STATE_METRICS` (one row per metric, see
-docs/metrics.md). Unknown values (no reading yet, offline board) are left out rather than
-exported as 0. The gateway's own counters live in `gateway.core.health` and in the
-publishers that own them, all on the same registry.
+docs/metrics.md); the pack gauges are the rows of the measurement table
+(`gateway.publishers.measurements`; a `total` row is a counter). Unknown values (no reading
+yet, offline board) are left out rather than exported as 0. The gateway's own counters live
+in `gateway.core.health` and in the publishers that own them, all on the same registry.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway.control.names import ERROR_NAMES
 from gateway.core.context import GatewayContext
 from gateway.core.state import GatewayState, StateStore
+from gateway.publishers.measurements import MEASUREMENTS, Measurement
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,13 @@ class StateMetric:
     help: str
     labels: tuple[str, ...]
     samples: Callable[[GatewayState], Iterable[Sample]]
+    counter: bool = False  # a total that only grows (name ends in `_total`)
+
+    def family(self) -> GaugeMetricFamily | CounterMetricFamily:
+        """An empty metric family for this row."""
+        if self.counter:
+            return CounterMetricFamily(self.name, self.help, labels=self.labels)
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
 
 
 def _one(value: float | None) -> Iterable[Sample]:
@@ -80,13 +89,15 @@ def _errors(s: GatewayState) -> Iterator[Sample]:
         yield (name,), float(name in active)
 
 
-def _limit(key: str) -> Callable[[GatewayState], Iterable[Sample]]:
-    return lambda s: _one(s.control.limits.get(key))
+def _measured(m: Measurement) -> Callable[[GatewayState], Iterable[Sample]]:
+    """One gauge/counter from a table row, in base units (a `%` row: a 0..1 ratio)."""
+    scale = 0.01 if m.unit == "%" else m.metric_scale
 
+    def samples(s: GatewayState) -> Iterable[Sample]:
+        value = m.value(s)
+        return [] if value is None or not math.isfinite(value) else [((), value * scale)]
 
-def _power(s: GatewayState) -> Iterable[Sample]:
-    v, i = s.pack_voltage_v, s.current_a
-    return [] if v is None or i is None else [((), v * i)]
+    return samples
 
 
 def _points(s: GatewayState) -> Iterator[Sample]:
@@ -124,42 +135,10 @@ STATE_METRICS: tuple[StateMetric, ...] = (
         lambda s: [((str(n),), float(b.online)) for n, b in sorted(s.boards.items())],
     ),
     StateMetric("bms_boards_online", "Logic boards online.", (), lambda s: _one(s.boards_online)),
-    StateMetric(
-        "bms_pack_voltage_volts",
-        "Pack voltage (sum of the online boards' cells).",
-        (),
-        lambda s: _one(s.pack_voltage_v),
-    ),
-    StateMetric(
-        "bms_pack_current_amperes",
-        "Pack current, positive while charging.",
-        (),
-        lambda s: _one(s.current_a),
-    ),
-    StateMetric("bms_pack_power_watts", "Pack power, positive while charging.", (), _power),
-    StateMetric(
-        "bms_cell_voltage_min_volts",
-        "Lowest cell voltage.",
-        (),
-        lambda s: _one(s.cell_voltage_min_v),
-    ),
-    StateMetric(
-        "bms_cell_voltage_max_volts",
-        "Highest cell voltage.",
-        (),
-        lambda s: _one(s.cell_voltage_max_v),
-    ),
-    StateMetric(
-        "bms_humidity_ratio",
-        "Relative humidity in the battery enclosure (0..1).",
-        (),
-        lambda s: _one(None if s.humidity_pct is None else s.humidity_pct / 100.0),
-    ),
-    StateMetric(
-        "bms_external_temperature_celsius",
-        "Temperature from the external (pack) sensor input.",
-        (),
-        lambda s: _one(s.external_temperature_c),
+    *(
+        StateMetric(m.metric, m.help, (), _measured(m), counter=m.kind == "total")
+        for m in MEASUREMENTS
+        if "prometheus" in m.outputs
     ),
     StateMetric(
         "bms_input_closed",
@@ -212,30 +191,6 @@ STATE_METRICS: tuple[StateMetric, ...] = (
         lambda s: [((k,), float(v)) for k, v in sorted(s.control.indicators.items())],
     ),
     StateMetric(
-        "bms_state_of_charge_ratio",
-        "State of charge (0..1).",
-        (),
-        lambda s: _one(s.control.soc),
-    ),
-    StateMetric(
-        "bms_charge_voltage_limit_volts",
-        "Charge voltage limit (CVL) sent to chargers/inverters.",
-        (),
-        _limit("cvl_v"),
-    ),
-    StateMetric(
-        "bms_charge_current_limit_amperes",
-        "Charge current limit (CCL) sent to chargers/inverters.",
-        (),
-        _limit("ccl_a"),
-    ),
-    StateMetric(
-        "bms_discharge_current_limit_amperes",
-        "Discharge current limit (DCL) sent to inverters.",
-        (),
-        _limit("dcl_a"),
-    ),
-    StateMetric(
         "bms_point_value",
         "Numeric or boolean point read from an external device (Modbus profile, CAN signal).",
         ("point",),
@@ -252,14 +207,14 @@ class StateCollector:
 
     def describe(self) -> list[Metric]:
         """Declare the metric names (for the registry's duplicate check)."""
-        return [GaugeMetricFamily(m.name, m.help, labels=m.labels) for m in STATE_METRICS]
+        return [m.family() for m in STATE_METRICS]
 
     def collect(self) -> list[Metric]:
         """Build every gauge from the current state."""
         state = self._store.state
         families: list[Metric] = []
         for m in STATE_METRICS:
-            family = GaugeMetricFamily(m.name, m.help, labels=m.labels)
+            family = m.family()
             for labels, value in m.samples(state):
                 family.add_metric(list(labels), value)
             families.append(family)

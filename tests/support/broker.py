@@ -23,15 +23,19 @@ def free_port() -> int:
 class Broker:
     """One Mosquitto process; `start`/`stop` may be called repeatedly (same port)."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+        """`extra_conf`: more mosquitto.conf lines (they follow the listener line)."""
         if MOSQUITTO is None:
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
         self.port = port or free_port()
+        self.workdir = workdir  # a test's own directory (e.g. for a gateway's state_dir)
         self.host = "127.0.0.1"
         self._conf = workdir / f"mosquitto-{self.port}.conf"
         self._conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            "persistence false\nset_tcp_nodelay true\n",
+            + ("" if "persistence " in extra_conf else "persistence false\n")
+            + "set_tcp_nodelay true\n"
+            + extra_conf,
             encoding="utf-8",
         )
         self._proc: subprocess.Popen[bytes] | None = None

@@ -3,15 +3,26 @@
 Modes: `pass` (forward), `drop` (swallow replies: the client times out), `exception`
 (answer every request with exception code 4, SERVER DEVICE FAILURE), `truncate` (forward
 the reply minus its last register, with byte count and MBAP length made consistent: a
-well-framed reply with the wrong number of registers).
+well-framed reply with the wrong number of registers), `silent` (swallow requests: the
+module never sees them and nothing comes back) and `reset` (answer any request, and any
+new connection, with a TCP reset).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 from collections.abc import AsyncIterator
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST (SO_LINGER 0), as a module that reboots or drops us does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 class FaultProxy:
@@ -31,6 +42,11 @@ class FaultProxy:
             header = await reader.readexactly(7)
             tid, _pid, length, unit = struct.unpack(">HHHB", header)
             pdu = await reader.readexactly(length - 1)
+            if self.mode == "reset":
+                _reset(down)
+                return
+            if self.mode == "silent":
+                continue
             if self.mode == "exception":
                 reply = bytes([pdu[0] | 0x80, 4])
                 down.write(struct.pack(">HHHB", tid, 0, len(reply) + 1, unit) + reply)
@@ -52,6 +68,9 @@ class FaultProxy:
             await down.drain()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "reset":
+            _reset(writer)
+            return
         try:
             up_r, up_w = await asyncio.open_connection(*self.upstream)
         except OSError:

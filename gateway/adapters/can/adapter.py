@@ -12,7 +12,7 @@ from gateway.adapters.can.canopen import tpdo_frames
 from gateway.adapters.can.charger import ChargerCommand, charger_command
 from gateway.adapters.can.config import CanSection
 from gateway.adapters.can.dbc import Frame
-from gateway.adapters.can.decoder import FrameDecoder, Points
+from gateway.adapters.can.decoder import FrameDecoder, Points, Route
 from gateway.adapters.can.events import CanBusCameUp, CanBusWentDown
 from gateway.adapters.can.inverter import InverterPublisher
 from gateway.adapters.can.link import SOCKETCAN_ERR_BUSOFF, BusFactory, CanLink
@@ -84,35 +84,55 @@ class CanAdapter:
     # --- receive ---------------------------------------------------------------------
 
     def on_frames(self, batch: list[can.Message]) -> None:
-        """Decode a batch of received frames; publish the points they carry (latest wins)."""
+        """Decode a batch of received frames; publish the points they carry (latest wins).
+
+        Only the newest frame of each kind (id, and multiplexer value for a multiplexed
+        message) is decoded: an older one's values would be overwritten in the same
+        `PointsRead` anyway. Unknown ids and short payloads are counted frame by frame.
+        """
         now = self.ctx.clock.now()
-        points: Points = {}
-        notices: list[Notice] = []
-        sync = False
-        self.metrics.rx_frames.inc(len(batch))
+        metrics = self.metrics
+        routes = self.decoder.routes
+        newest: dict[object, tuple[Route, bytes | bytearray]] = {}
+        metrics.rx_frames.inc(len(batch))
+        unknown = short = 0
         for msg in batch:
             if msg.is_error_frame:
-                self.metrics.error_frames.inc()
+                metrics.error_frames.inc()
                 if msg.arbitration_id & SOCKETCAN_ERR_BUSOFF:
-                    self.metrics.bus_off.inc()
+                    metrics.bus_off.inc()
                     self.link.fail("bus-off")
                 continue
             if msg.is_remote_frame:
                 continue
+            ident = (msg.arbitration_id, msg.is_extended_id)
+            route = routes.get(ident)
+            if route is None:
+                unknown += 1
+                continue
+            data = msg.data
+            if len(data) < route.length:
+                short += 1
+                continue
+            key: object = ident if route.variant is None else (ident, route.variant(data))
+            newest.pop(key, None)  # re-inserted: the order stays that of the newest frames
+            newest[key] = (route, data)
+        if unknown:
+            metrics.rx_unknown.inc(unknown)
+        if short:
+            metrics.decode_errors.inc(short)
+        points: Points = {}
+        notices: list[Notice] = []
+        sync = False
+        for route, payload in newest.values():
             try:
-                decoded = self.decoder.decode(
-                    msg.arbitration_id, bytes(msg.data), msg.is_extended_id
-                )
+                route.decode_into(payload, points)
             except FrameError:
-                self.metrics.decode_errors.inc()
+                metrics.decode_errors.inc()
                 continue
-            if decoded is None:
-                self.metrics.rx_unknown.inc()
-                continue
-            points.update(decoded.points)
-            sync = sync or decoded.sync
-            if decoded.peer is not None:
-                p, n = self.peers.seen(decoded.peer, now)
+            sync = sync or route.sync
+            if route.peer is not None:
+                p, n = self.peers.seen(route.peer, now)
                 points.update(p)
                 notices.extend(n)
         self._emit(now, points, notices)

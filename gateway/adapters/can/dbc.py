@@ -120,13 +120,14 @@ def decode(msg: Message, data: bytes) -> dict[str, Any]:
     """
     if len(data) < msg.length:
         raise FrameError(f"{msg.name}: {len(data)} bytes, needs {msg.length}")
+    if msg.is_container:
+        raise FrameError(f"{msg.name}: container messages are not supported")
     try:
-        decoded = msg.decode(bytes(data[: msg.length]), decode_choices=False, scaling=True)
+        values: dict[str, Any] = msg.decode_simple(
+            bytes(data[: msg.length]), decode_choices=False, scaling=True
+        )
     except Exception as err:  # cantools raises its own DecodeError and struct errors
         raise FrameError(f"{msg.name}: {err}") from err
-    if not isinstance(decoded, dict):
-        raise FrameError(f"{msg.name}: container messages are not supported")
-    values: dict[str, Any] = decoded
     return values
 
 

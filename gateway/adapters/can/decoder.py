@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cantools.database.can import Message
+from cantools.database.utils import start_bit
 
 from gateway.adapters.can import canopen, charger
 from gateway.adapters.can.config import CanSection
@@ -22,7 +23,12 @@ from gateway.adapters.can.dbc import (
     shipped,
 )
 
-Points = dict[str, float | int | bool | str]
+PointValue = float | int | bool | str
+Points = dict[str, PointValue]
+# Fills the batch's points from one frame's decoded signal values.
+Fill = Callable[[dict[str, Any], Points], None]
+# Says which frames of one id carry the same signals (the multiplexer value, ...).
+Variant = Callable[[bytes | bytearray], object]
 
 
 @dataclass
@@ -34,39 +40,102 @@ class Decoded:
     sync: bool = False  # a CANopen SYNC the gateway must answer
 
 
-@dataclass
-class _Route:
+@dataclass(slots=True)
+class Route:
+    """How frames of one id are handled; peer and sync do not depend on the payload."""
+
     message: Message | None  # None = payload ignored
-    handle: Callable[[dict[str, Any]], Decoded]
+    fill: Fill | None = None
+    peer: str | None = None
+    sync: bool = False
+    length: int = 0  # a shorter payload is a decode error
+    # Frames of one id with equal variants carry the same signals (the newest says it all);
+    # None: every frame of the id does.
+    variant: Variant | None = None
+
+    def decode_into(self, data: bytes | bytearray, points: Points) -> None:
+        """Decode one frame's payload into `points` (raises `FrameError`)."""
+        if self.message is not None and self.fill is not None:
+            self.fill(decode(self.message, bytes(data)), points)
 
 
-def _point_value(value: Any) -> float | int | bool | str:
+_PLAIN = frozenset((bool, int, str, float))
+
+
+def _point_value(value: Any) -> PointValue:
     if isinstance(value, bool | int | str):
         return value
     return float(value)
+
+
+def _filler(make: Callable[[dict[str, Any]], Points]) -> Fill:
+    def fill(values: dict[str, Any], points: Points) -> None:
+        points.update(make(values))
+
+    return fill
+
+
+def _mapper(signals: dict[str, str]) -> Fill:
+    pairs = tuple(signals.items())
+
+    def fill(values: dict[str, Any], points: Points) -> None:
+        for sig, point in pairs:
+            if sig in values:  # a multiplexed frame carries only its own signals
+                value = values[sig]
+                plain = value.__class__ in _PLAIN  # skips the call in the common case
+                points[point] = cast(PointValue, value) if plain else _point_value(value)
+
+    return fill
+
+
+def multiplexer_variant(message: Message) -> Variant | None:
+    """Return a cheap `payload -> multiplexer value` for `message`, None if not multiplexed.
+
+    One top-level multiplexer is read straight from the payload bits; anything more
+    intricate (nested multiplexers) falls back to the whole payload, so only identical
+    frames are taken as one.
+    """
+    muxes = [s for s in message.signals if s.is_multiplexer]
+    if not muxes:
+        return None
+    if len(muxes) > 1:
+        return bytes
+    sig = muxes[0]
+    mask = (1 << sig.length) - 1
+    size = message.length
+    if sig.byte_order == "little_endian":
+        shift = sig.start
+
+        def little(data: bytes | bytearray) -> int:
+            return int.from_bytes(data[:size], "little") >> shift & mask
+
+        return little
+    shift = 8 * size - start_bit(sig) - sig.length
+
+    def big(data: bytes | bytearray) -> int:
+        return int.from_bytes(data[:size], "big") >> shift & mask
+
+    return big
 
 
 class FrameDecoder:
     """Routes frames by id to the built-in protocols and the configured DBC mappings.
 
     `decode` returns a `Decoded`, or None for an id nothing handles (count it as unknown),
-    and raises `FrameError` for a known id whose payload does not decode.
+    and raises `FrameError` for a known id whose payload does not decode. The CAN adapter
+    uses `routes` directly to decode only the newest frame of each kind in a batch.
     """
 
     def __init__(self, cfg: CanSection, mode: str = "controller", dbcs: DbcSet | None = None):
         self.dbcs = dbcs if dbcs is not None else dbc_set(cfg.dbc_files)
-        self.routes: dict[tuple[int, bool], _Route] = {}
+        self.routes: dict[tuple[int, bool], Route] = {}
         self.timeouts: dict[str, tuple[float, float]] = {}  # peer -> (timeout_s, grace_s)
         if cfg.charger.enabled:
             msg = shipped("charger_j1939").get_message_by_frame_id(CHARGER_STATUS_ID | 1 << 31)
-            self.routes[CHARGER_STATUS_ID, True] = _Route(
-                msg, lambda v: Decoded(charger.status_points(v), peer="charger")
-            )
+            self._add(CHARGER_STATUS_ID, True, msg, _filler(charger.status_points), "charger")
             self.timeouts["charger"] = (cfg.charger.timeout_s, 0.0)
         if cfg.inverter.enabled:
-            self.routes[INVERTER_KEEPALIVE_ID, False] = _Route(
-                None, lambda v: Decoded(peer="inverter")
-            )
+            self.routes[INVERTER_KEEPALIVE_ID, False] = Route(None, peer="inverter")
             self.timeouts["inverter"] = (
                 cfg.inverter.keepalive_timeout_s,
                 cfg.inverter.startup_grace_s,
@@ -75,17 +144,15 @@ class FrameDecoder:
             db = shipped("bms_main_canopen")
             node = cfg.canopen.node_id
             if mode == "bridge":
-                self.routes[TPDO1_BASE + node, False] = _Route(
-                    db.get_message_by_name("TPDO1"),
-                    lambda v: Decoded(canopen.tpdo1_points(v), peer="bms_main"),
-                )
-                self.routes[TPDO2_BASE + node, False] = _Route(
-                    db.get_message_by_name("TPDO2"),
-                    lambda v: Decoded(canopen.tpdo2_points(v), peer="bms_main"),
-                )
+                for base, name, make in (
+                    (TPDO1_BASE, "TPDO1", canopen.tpdo1_points),
+                    (TPDO2_BASE, "TPDO2", canopen.tpdo2_points),
+                ):
+                    msg = db.get_message_by_name(name)
+                    self._add(base + node, False, msg, _filler(make), "bms_main")
                 self.timeouts["bms_main"] = (cfg.canopen.timeout_s, 0.0)
             else:
-                self.routes[CANOPEN_SYNC_ID, False] = _Route(None, lambda v: Decoded(sync=True))
+                self.routes[CANOPEN_SYNC_ID, False] = Route(None, sync=True)
         for m in cfg.messages:
             user_msg = self.dbcs.message(m.message)
             if user_msg is None:  # validated by the config model; a DBC changed under us
@@ -93,24 +160,26 @@ class FrameDecoder:
             peer = m.peer_name if m.timeout_s is not None else None
             if m.timeout_s is not None:
                 self.timeouts[m.peer_name] = (m.timeout_s, 0.0)
-            self.routes[user_msg.frame_id, user_msg.is_extended_frame] = _Route(
-                user_msg, self._mapper(dict(m.signals), peer)
+            self._add(
+                user_msg.frame_id,
+                user_msg.is_extended_frame,
+                user_msg,
+                _mapper(dict(m.signals)),
+                peer,
             )
 
-    @staticmethod
-    def _mapper(signals: dict[str, str], peer: str | None) -> Callable[[dict[str, Any]], Decoded]:
-        def handle(values: dict[str, Any]) -> Decoded:
-            return Decoded(
-                {point: _point_value(values[sig]) for sig, point in signals.items()}, peer=peer
-            )
-
-        return handle
+    def _add(
+        self, frame_id: int, extended: bool, msg: Message, fill: Fill, peer: str | None
+    ) -> None:
+        self.routes[frame_id, extended] = Route(
+            msg, fill, peer, length=msg.length, variant=multiplexer_variant(msg)
+        )
 
     def decode(self, arbitration_id: int, data: bytes, is_extended_id: bool) -> Decoded | None:
         """Decode one frame (see the class docstring for the outcomes)."""
         route = self.routes.get((arbitration_id, is_extended_id))
         if route is None:
             return None
-        if route.message is None:
-            return route.handle({})
-        return route.handle(decode(route.message, data))
+        out = Decoded(peer=route.peer, sync=route.sync)
+        route.decode_into(data, out.points)
+        return out

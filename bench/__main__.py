@@ -1,0 +1,5 @@
+"""`python -m bench`: run the suite, print the table, write bench/results.json."""
+
+from bench.suite import main
+
+raise SystemExit(main())
