@@ -18,6 +18,7 @@ import pytest
 from gateway.app import build_components, build_context
 from gateway.config import GatewayConfig, load_config
 from gateway.core.clock import RealClock
+from gateway.core.section import deep_merge
 from gateway.publishers.web.server import WebComponent
 from gateway.sim.embedded import embedded_simulator
 from tests.support.broker import Broker
@@ -26,20 +27,20 @@ from tests.support.tasks import cancel_for_sure
 DOCS = Path(__file__).parent.parent / "docs"
 
 
-def web_config(broker: Broker, tmp_path: Path, **web: Any) -> GatewayConfig:
-    return load_config(
-        overrides={
-            "gateway": {"id": "gw-web", "state_dir": str(tmp_path / "state")},
-            "mqtt": {"host": broker.host, "port": broker.port, "publish_interval_s": 0.2},
-            "metrics": {"enabled": False},
-            "logic": {"boards": 2, "cells_per_board": 4, "poll_interval_s": 0.1},
-            # A pack at rest: every reading stays put, so two snapshots can be compared.
-            "simulator": {"current_a": 0.0, "current_amplitude_a": 0.0},
-            "web": {"port": 0, **web},
-            "history": {"pack_interval_s": 1, "cell_interval_s": 1, "flush_interval_s": 0.2},
-        },
-        env=False,
-    )
+def web_config(
+    broker: Broker, tmp_path: Path, extra: dict[str, Any] | None = None, **web: Any
+) -> GatewayConfig:
+    base: dict[str, Any] = {
+        "gateway": {"id": "gw-web", "state_dir": str(tmp_path / "state")},
+        "mqtt": {"host": broker.host, "port": broker.port, "publish_interval_s": 0.2},
+        "metrics": {"enabled": False},
+        "logic": {"boards": 2, "cells_per_board": 4, "poll_interval_s": 0.1},
+        # A pack at rest: every reading stays put, so two snapshots can be compared.
+        "simulator": {"current_a": 0.0, "current_amplitude_a": 0.0},
+        "web": {"port": 0, **web},
+        "history": {"pack_interval_s": 1, "cell_interval_s": 1, "flush_interval_s": 0.2},
+    }
+    return load_config(overrides=deep_merge(base, extra or {}), env=False)
 
 
 @contextlib.asynccontextmanager
@@ -190,3 +191,47 @@ async def test_non_local_binds_need_auth_and_auth_is_enforced(
             assert r.status == 302 and "bmsgw_token" in r.cookies
         cfg = await get(http, base + "api/config")  # the cookie now authorises
         assert cfg["web"]["token"] == "***"
+
+
+async def test_acknowledge_a_latched_error_from_the_dashboard(
+    broker: Broker, tmp_path: Path
+) -> None:
+    overrides = {
+        "commands": {"allow_ack": True},
+        "protections": {
+            "cell_overvoltage": {"latch": True, "set_delay_ms": 100, "clear_delay_s": 0.3}
+        },
+        "mqtt": {"enabled": False, "publish_interval_s": 0.2},
+        "history": {"enabled": False},
+    }
+    config = web_config(broker, tmp_path, overrides)
+    async with running_gateway(config) as web, aiohttp.ClientSession() as http:
+        base, pack = web.url, web.ctx.simulator
+        assert base is not None and pack is not None
+
+        async def view() -> Any:
+            return await get(http, base + "api/view")
+
+        pack.force_cell_voltage(2, 1, 3.75)
+        deadline = asyncio.get_running_loop().time() + 15
+        while not any(e["error"] == "cell_overvoltage" for e in (await view())["errors"]):
+            assert asyncio.get_running_loop().time() < deadline, "no cell_overvoltage"
+            await asyncio.sleep(0.1)
+        (err,) = [e for e in (await view())["errors"] if e["error"] == "cell_overvoltage"]
+        assert err["latched"] and "3.75" in err["detail"] and (await view())["allow_ack"]
+        async with http.post(base + "api/ack", json={"error": "cell_overvoltage"}) as r:
+            kept = await r.json()
+        assert r.status == 200 and kept["ok"] is False and kept["kept"] == ["cell_overvoltage"]
+        pack.release("cells")
+        while True:  # released, and below `tolerant` for the clear delay: the ack clears it
+            async with http.post(base + "api/ack", json={"error": "cell_overvoltage"}) as r:
+                result = await r.json()
+            if result["cleared"] == ["cell_overvoltage"]:
+                break
+            assert asyncio.get_running_loop().time() < deadline + 15, result
+            await asyncio.sleep(0.2)
+        assert result["ok"] is True
+        async with http.post(base + "api/ack", json={"error": "nope"}) as r:
+            assert r.status == 400
+        events = (await get(http, base + "api/events"))["events"]
+        assert any(e["type"] == "command_applied" and e["source"] == "web" for e in events)

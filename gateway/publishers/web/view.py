@@ -188,5 +188,5 @@ class View:
             "errors": errors,
             "limit_reasons": limits,
             "first_blocking": blocking[0]["reason"] if blocking else None,
-            "allow_ack": self._config.commands.enabled and self._config.commands.allow_ack,
+            "allow_ack": self._config.commands.allow_ack,
         }

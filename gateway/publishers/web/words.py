@@ -35,6 +35,24 @@ WORDS: dict[str, str] = {
     "stale_cells": "cell data stale",
     "end_of_charge": "end of charge reached",
     "charger_connected": "charger connected",
+    "charger_disconnected": "charger disconnected",
+    "mode_always": "always allowed (charge/discharge control mode: always)",
+    "charge_request": "requested by the charge request input",
+    "discharge_request": "requested by the discharge request input",
+    "balancing_request": "requested by the balancing request input",
+    "inhibit_charging": "charging inhibited by an input",
+    "inhibit_discharging": "discharging inhibited by an input",
+    "power_down_request": "power-down requested by an input",
+    "derate_high_cell_voltage": "derated: a cell is near full",
+    "derate_low_cell_voltage": "derated: a cell is near empty",
+    "derate_high_soc": "derated: state of charge high",
+    "derate_low_soc": "derated: state of charge low",
+    "derate_temperature": "derated: temperature",
+    "unknown_cell_voltage": "cell voltage unknown",
+    "unknown_temperature": "temperature unknown",
+    "low_soc": "state of charge low",
+    "any_error": "an error is active",
+    "critical_error": "a critical error is active",
 }
 
 ERROR_WORDS: dict[str, str] = {
@@ -87,6 +105,11 @@ def describe(code: str) -> str:
         return f"{what} {m[2]} {m[3].replace('_', ' ')}"
     if code == "stale_current":
         return "current reading stale"
+    if code.startswith("mode_"):
+        return f"mode {code[5:].replace('_', ' ')}"
+    if code.startswith(("ton ", "toff ")):
+        which = "switch-on" if code.startswith("ton") else "switch-off"
+        return f"{which} delay: {code.split(' ', 1)[1]}"
     if m := _BOARD.match(code):
         return f"board {m[2]} {'too hot' if m[1] else 'balancing'}"
     return code.replace("_", " ")

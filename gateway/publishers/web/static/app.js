@@ -14,7 +14,7 @@
     if (!iso) return "-";
     const d = new Date(iso);
     const ago = (Date.now() - d.getTime()) / 1000;
-    const t = d.toLocaleString();
+    const t = d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
     if (ago < 0) return t;
     if (ago < 90) return `${t} (${Math.round(ago)} s ago)`;
     if (ago < 5400) return `${t} (${Math.round(ago / 60)} min ago)`;

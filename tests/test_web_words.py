@@ -1,0 +1,29 @@
+"""Reasons in words: every engine code the dashboard shows reads as words, never as a repr."""
+
+from __future__ import annotations
+
+from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
+from gateway.publishers.web.words import describe, explain, switch_state
+
+
+def test_every_error_and_signal_reads_as_words() -> None:
+    for code in (*ERROR_NAMES, *SIGNAL_NAMES):
+        text = describe(code)
+        assert text and "'" not in text and "None" not in text
+    assert describe("cell_overvoltage") == "a cell is over its maximum voltage (cell_overvoltage)"
+
+
+def test_generated_codes() -> None:
+    assert describe("coldest_cell_below_5C") == "coldest cell below 5 °C"
+    assert describe("stale_board_2") == "stale data from board 2"
+    assert describe("no_data_board_1") == "no data yet from board 1"
+    assert describe("ton 3.5s left") == "switch-on delay: 3.5s left"
+    assert describe("mode_always").startswith("always allowed")
+    assert describe("something_new") == "something new"
+    assert explain([]) == "-"
+    assert (
+        explain(["go_safe", "mqtt"])
+        == "go-safe requested: every relay held open; requested over MQTT"
+    )
+    assert switch_state("charge_contactor", False) == "charging blocked"
+    assert switch_state("none", True) == "on"
