@@ -49,6 +49,7 @@ from gateway.publishers.commands_section import CommandsSection
 from gateway.publishers.history.section import HistorySection
 from gateway.publishers.homeassistant_section import HomeAssistantSection
 from gateway.publishers.modbus_server_section import ModbusServerSection
+from gateway.publishers.mqtt_section import MqttTlsSection, parse_endpoint
 from gateway.publishers.web.section import WebSection
 
 
@@ -99,6 +100,44 @@ class MqttSection(Section):
         "(`<gateway.state_dir>/mqtt_outbox.sqlite3`) until the broker acknowledges them; "
         "beyond it the oldest are dropped, counted and reported (docs/mqtt.md).",
     )
+    brokers: list[str] = Field(
+        default_factory=list,
+        description='Several brokers (cluster nodes) as "host:port", tried in turn with '
+        "backoff and jitter; empty: `host`/`port`.",
+    )
+    tls: MqttTlsSection | None = Field(None, description="TLS to the broker; null: plain TCP.")
+    protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version.")
+    session_expiry_s: int = Field(
+        0, ge=0, le=4_294_967_295, description="MQTT 5: how long the broker keeps the session."
+    )
+    state_expiry_s: int | None = Field(
+        None,
+        ge=1,
+        le=4_294_967_295,
+        description="MQTT 5: message expiry of the retained `state` (the broker drops it when "
+        "no newer one came in this time); null: never.",
+    )
+    duplicate_check_s: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="At start, how long to wait for another live gateway with the same id "
+        "to answer (only when the retained availability says `online`); 0: no check.",
+    )
+
+    @model_validator(mode="after")
+    def _check_brokers(self) -> MqttSection:
+        for i, text in enumerate(self.brokers):
+            try:
+                parse_endpoint(text)
+            except ValueError as err:
+                raise ValueError(f"brokers.{i}: {err}") from None
+        return self
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """The brokers to try, in order."""
+        return [parse_endpoint(b) for b in self.brokers] or [(self.host, self.port)]
 
     @model_validator(mode="after")
     def _password_from_file(self) -> MqttSection:

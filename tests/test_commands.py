@@ -42,6 +42,8 @@ RESULT = f"{BASE}/command/result"
 EVENTS = f"{BASE}/events"
 RELAYS = range(1, 5)
 until = functools.partial(wait_until, timeout_s=10.0, poll_s=0.01)
+TOKEN = "test-token-0123"
+RELEASE = {"allow_go_safe_release": True, "token": TOKEN}
 
 
 def make_world(tmp_path: Path, broker: Broker | None, **extra: Any) -> World:
@@ -130,7 +132,7 @@ async def wait_for(got: list[dict[str, Any]], what: str, **match: Any) -> dict[s
 async def test_go_safe_on_opens_every_relay_next_cycle_and_off_releases(
     tmp_path: Path, broker: Broker
 ) -> None:
-    world = make_world(tmp_path, broker)
+    world = make_world(tmp_path, broker, commands=RELEASE)
     async with (
         watching(broker, RESULT) as results,
         watching(broker, EVENTS) as events,
@@ -152,7 +154,7 @@ async def test_go_safe_on_opens_every_relay_next_cycle_and_off_releases(
         await r.run_until(r.t + 3.0)
         assert r.closed() == []  # and stays open
 
-        await r.command("go_safe", '{"active": false}')
+        await r.command("go_safe", json.dumps({"active": False, "token": TOKEN}))
         await r.run_until(r.t + 3.0)
         assert 1 in r.closed()
         assert not (tmp_path / "state" / commands.GO_SAFE_FILE).exists()
@@ -164,14 +166,14 @@ async def test_go_safe_on_opens_every_relay_next_cycle_and_off_releases(
 
 @pytest.mark.broker
 async def test_go_safe_off_leaves_other_sources_in_force(tmp_path: Path, broker: Broker) -> None:
-    world = make_world(tmp_path, broker, inputs={2: {"signal": "go_safe"}})
+    world = make_world(tmp_path, broker, commands=RELEASE, inputs={2: {"signal": "go_safe"}})
     async with watching(broker, RESULT) as results, rig(world, broker) as r:
         await r.run_until(3.0)
         assert 1 in r.closed()
         await r.command("go_safe", "ON")
         world.pack.inputs_closed[1] = True  # the go-safe input closes too
         await r.run_until(r.t + 1.0)
-        await r.command("go_safe", "off")
+        await r.command("go_safe", json.dumps({"active": False, "token": TOKEN}))
         await r.run_until(r.t + 3.0)
         assert r.closed() == []
         assert r.control.reasons["go_safe"] == ["input"]
@@ -189,7 +191,7 @@ async def test_ack_clears_a_gone_breach_and_keeps_a_present_one(
     world = make_world(
         tmp_path,
         broker,
-        commands={"allow_ack": True},
+        commands={"allow_ack": True, "token": TOKEN},
         protections={"cell_overvoltage": {"latch": True}},
     )
     async with watching(broker, RESULT) as results, rig(world, broker) as r:
@@ -198,7 +200,7 @@ async def test_ack_clears_a_gone_breach_and_keeps_a_present_one(
         await r.run_until(3.0)
         assert "cell_overvoltage" in r.control.errors_active
 
-        await r.command("ack", "cell_overvoltage")  # breach still present: kept
+        await r.command("ack", json.dumps({"error": "cell_overvoltage", "token": TOKEN}))  # kept
         await r.run_until(r.t + 1.0)
         kept = await wait_for(results, "ack reply (kept)", command="ack")
         assert kept["ok"] is False and kept["kept"] == ["cell_overvoltage"]
@@ -208,7 +210,7 @@ async def test_ack_clears_a_gone_breach_and_keeps_a_present_one(
         await r.run_until(r.t + 15.0)
         assert "cell_overvoltage" in r.control.errors_active
 
-        await r.command("ack", "all")
+        await r.command("ack", json.dumps({"error": "all", "token": TOKEN}))
         await r.run_until(r.t + 15.0)
         assert "cell_overvoltage" not in r.control.errors_active
         done = await wait_for(results, "ack reply (cleared)", command="ack", ok=True)
@@ -226,6 +228,7 @@ async def test_bad_commands_get_ok_false_and_are_counted(tmp_path: Path, broker:
             ("go_safe", '{"active": "yes"}', "malformed"),
             ("go_safe", b"\xff\xfe", "malformed"),
             ("ack", "cell_overvoltage", "not_allowed"),
+            ("go_safe", "off", "not_allowed"),
         ]
         for command, payload, reason in cases:
             before = r.rejected(reason)
@@ -241,7 +244,7 @@ async def test_bad_commands_get_ok_false_and_are_counted(tmp_path: Path, broker:
 
 @pytest.mark.broker
 async def test_unknown_error_name_is_rejected(tmp_path: Path, broker: Broker) -> None:
-    world = make_world(tmp_path, broker, commands={"allow_ack": True})
+    world = make_world(tmp_path, broker, commands={"allow_ack": True, "token": TOKEN})
     async with watching(broker, RESULT) as results, rig(world, broker) as r:
         await r.send("ack", "no_such_error")
         reply = await wait_for(results, "ack reply", command="ack")

@@ -245,8 +245,15 @@ async def test_mosquitto_users_and_acl(deploy_broker: int) -> None:
             await gw.publish("bms/bms-gateway/state", b"{}", qos=1)
             await gw.publish("homeassistant/sensor/bms-gateway/voltage/config", b"{}", qos=1)
             await ha.publish("homeassistant/status", b"online", qos=1)
+            # Commands: HA only on its own identity topics; nobody else.
+            await gw.subscribe("bms/+/command/#", qos=1)
+            await viewer.publish("bms/bms-gateway/command/go_safe", b"on", qos=1)  # denied
+            await ha.publish("bms/bms-gateway/command/go_safe", b"off", qos=1)  # denied
+            await ha.publish("bms/bms-gateway/command/go_safe/operator", b"off", qos=1)  # denied
+            await ha.publish("bms/bms-gateway/command/go_safe/homeassistant", b"on", qos=1)
+            await ha.publish("bms/bms-gateway/command/ack/homeassistant", b"all", qos=1)
             async with asyncio.timeout(10):
-                while len(got["ha"]) < 3 or len(got["gw"]) < 1:
+                while len(got["ha"]) < 3 or len(got["gw"]) < 3:
                     arrived.clear()
                     await arrived.wait()
         finally:
@@ -254,7 +261,11 @@ async def test_mosquitto_users_and_acl(deploy_broker: int) -> None:
                 await cancel_for_sure(t)
     assert got["ha"].count("bms/bms-gateway/state") == 1  # only the gateway's own
     assert "homeassistant/sensor/bms-gateway/voltage/config" in got["ha"]
-    assert got["gw"] == ["homeassistant/status"]
+    assert got["gw"] == [
+        "homeassistant/status",
+        "bms/bms-gateway/command/go_safe/homeassistant",
+        "bms/bms-gateway/command/ack/homeassistant",
+    ]
 
 
 # --- Grafana ----------------------------------------------------------------------------

@@ -116,12 +116,14 @@ def make_config(commands: dict[str, Any] | None = None, **ha: Any) -> GatewayCon
 
 
 # Every combination of the command options that changes which controls exist.
+TRUST_HA = {"trusted_identities": ["homeassistant"]}
 COMMAND_CONFIGS = [
     {},
     {"enabled": False},
-    {"allow_ack": True},
-    {"allow_go_safe_release": False},
-    {"allow_ack": True, "allow_go_safe_release": False},
+    {"allow_ack": True, **TRUST_HA},
+    {"allow_go_safe_release": True, **TRUST_HA},
+    {"allow_ack": True, "allow_go_safe_release": True, **TRUST_HA},
+    {"allow_ack": True, "token": "a-long-secret"},  # HA cannot carry the token: no ack button
 ]
 
 
@@ -213,7 +215,7 @@ def test_every_config_is_valid_for_home_assistant(per_cell: bool, commands: dict
         dc, unit, sc = p.get("device_class"), p.get("unit_of_measurement"), p.get("state_class")
         if component in {"switch", "button"}:
             # The command topic is exactly what the command extension subscribes to.
-            assert p["command_topic"] == f"bms/bms-gateway/command/{object_id}"
+            assert p["command_topic"] == f"bms/bms-gateway/command/{object_id}/homeassistant"
             assert dc is None or dc in (
                 SWITCH_DEVICE_CLASSES if component == "switch" else BUTTON_DEVICE_CLASSES
             )
@@ -246,8 +248,10 @@ def expected_controls(commands: dict[str, Any]) -> set[tuple[str, str]]:
     """(component, object_id) of the controls the `commands` options should produce."""
     if not commands.get("enabled", True):
         return set()
-    out = {("switch" if commands.get("allow_go_safe_release", True) else "button", "go_safe")}
-    if commands.get("allow_ack", False):
+    trusted = "homeassistant" in commands.get("trusted_identities", [])
+    release = commands.get("allow_go_safe_release", False) and trusted
+    out = {("switch" if release else "button", "go_safe")}
+    if commands.get("allow_ack", False) and trusted:
         out.add(("button", "ack"))
     return out
 
@@ -261,7 +265,7 @@ def test_controls_send_what_the_command_extension_accepts() -> None:
             component = topic.split("/")[1]
             if component not in {"switch", "button"}:
                 continue
-            name = p["command_topic"].rsplit("/", 1)[1]
+            name = p["command_topic"].split("/")[-2]
             if component == "switch":
                 assert parse_command(name, p["payload_on"].encode()).active is True
                 assert parse_command(name, p["payload_off"].encode()).active is False
@@ -396,7 +400,9 @@ def _numeric_or_none(text: str) -> float | None:
 
 
 def test_templates_resolve_against_a_real_state_message() -> None:
-    config = make_config({"allow_ack": True}, per_cell_entities=True)
+    config = make_config(
+        {"allow_ack": True, "allow_go_safe_release": True, **TRUST_HA}, per_cell_entities=True
+    )
     value_json = state_json(real_state(), config)
     stateful = [d for d in entity_descriptions(config) if d.value_template is not None]
     assert {d.key for d in entity_descriptions(config)} - {d.key for d in stateful} == {"ack"}
@@ -598,7 +604,7 @@ async def test_controls_the_commands_config_no_longer_allows_are_removed(
     broker: Broker,
 ) -> None:
     # Round 1: go-safe releasable (a switch) and ack allowed (a button).
-    before_cfg = make_config({"allow_ack": True})
+    before_cfg = make_config({"allow_ack": True, "allow_go_safe_release": True, **TRUST_HA})
     async with aiomqtt.Client(broker.host, broker.port, identifier="old") as client:
         for m in discovery_messages(before_cfg):
             await client.publish(m.topic, m.payload, qos=1, retain=m.retain)

@@ -115,7 +115,7 @@ class Rig(WorldStepper):
 
     async def press(self, config: dict[str, Any], payload_key: str) -> None:
         """Press, wait until the command extension accepted it, run the next engine cycle."""
-        command = config["command_topic"].rsplit("/", 1)[1]
+        command = config["command_topic"].split("/")[-2]
         before = self.received(command)
         await self.ha.press(config, payload_key)
         await until(lambda: self.received(command) > before, f"{command} accepted")
@@ -160,7 +160,7 @@ async def test_go_safe_switch_and_ack_button_work_as_discovered(
     world = make_world(
         tmp_path,
         broker,
-        {"allow_ack": True},
+        {"allow_ack": True, "allow_go_safe_release": True, "trusted_identities": ["homeassistant"]},
         protections={"cell_overvoltage": {"latch": True}},
     )
     async with watching(broker, RESULT) as results, rig(world, broker) as r:

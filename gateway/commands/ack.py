@@ -50,7 +50,15 @@ def _ack(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown error name(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
-    removed = acknowledge(state_dir, names)
+    try:
+        removed = acknowledge(state_dir, names)
+    except OSError as err:
+        print(
+            f"cannot write {latch_path(state_dir)}: {err.strerror or err}; nothing was "
+            "acknowledged (check gateway.state_dir: free space, permissions)",
+            file=sys.stderr,
+        )
+        return 1
     for n in names:
         print(f"{n}: {'acknowledged' if n in removed else 'was not latched'}")
     return 0

@@ -7,13 +7,14 @@ the loop (cancel, shutdown, an exception), every relay is driven open on the way
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from prometheus_client import Counter, Gauge
 
 from gateway.control.commands import CommandRequested, apply_command
 from gateway.control.engine import Engine, StepResult
-from gateway.control.soc import load_soc, save_soc
+from gateway.control.soc import SOC_FILE, load_soc
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
 from gateway.core.events import ErrorRaised, Notice, PackMeasured, RelaySwitched
@@ -189,7 +190,11 @@ class EngineComponent:
         interval = self.ctx.config.soc.persist_interval_s
         if force or self._soc_saved_s is None or now_s - self._soc_saved_s >= interval:
             self._soc_saved_s = now_s
-            save_soc(self.ctx.config.gateway.state_dir, soc, self.ctx.clock.wall(now_s).isoformat())
+            self.engine.persisted.writer.submit(
+                SOC_FILE,
+                {"soc": round(soc, 6), "saved": self.ctx.clock.wall(now_s).isoformat()},
+                critical=False,
+            )
 
     def _open_all(self) -> None:
         try:
@@ -217,13 +222,24 @@ class EngineComponent:
         clock = self.ctx.clock
         log.info("control engine running (%s mode)", self.ctx.config.gateway.mode)
         try:
-            next_s = clock.now()
-            while True:
-                self.cycle(clock.now())
-                next_s += self.cycle_s
-                now = clock.now()
-                next_s = max(next_s, now)
-                await clock.sleep_until(next_s)
+            async with asyncio.TaskGroup() as tg:
+                # State files are written off the control path (control/state_writer.py).
+                tg.create_task(self.engine.persisted.writer.run(clock), name="state-writer")
+                tg.create_task(self._decide(), name="engine-cycle")
+        except ExceptionGroup as group:  # the engine's own exception, not a group of one
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             self.shutdown()
             log.info("control engine stopped: every relay opened")
+
+    async def _decide(self) -> None:
+        clock = self.ctx.clock
+        next_s = clock.now()
+        while True:
+            self.cycle(clock.now())
+            next_s += self.cycle_s
+            now = clock.now()
+            next_s = max(next_s, now)
+            await clock.sleep_until(next_s)

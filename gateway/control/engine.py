@@ -27,7 +27,7 @@ from gateway.control import balancing as bal
 from gateway.control.debounce import Debounced
 from gateway.control.detect import SELF_TIMED, Verdict, detect
 from gateway.control.indicators import indicators
-from gateway.control.latches import load_latched, save_latched
+from gateway.control.latches import PERSISTENCE_FAULT
 from gateway.control.limits import LimitInputs, LimitParams, LimitRamp, target_limits
 from gateway.control.measure import (
     CHARGER_CONNECTED_POINT,
@@ -37,6 +37,7 @@ from gateway.control.measure import (
     measure,
 )
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
+from gateway.control.persisted import PersistedState
 from gateway.control.settings import CONTACTOR_FUNCTIONS, EXTRA_SIGNALS, resolve
 from gateway.control.soc import SocEstimator
 from gateway.control.switching import ContactorControl, EndOfCharge
@@ -148,7 +149,10 @@ class Engine:
         # `request.error_reset` is a counter: the value at start is the baseline.
         self._reset_seen = self._reset_counter() or 0.0
         self.state_dir = config.gateway.state_dir
-        self.latched = load_latched(self.state_dir)
+        # Latches and persisted go-safe requests; releases wait until written (persisted.py).
+        self.persisted = PersistedState(config)
+        self.latched = self.persisted.latched
+        self.go_safe_requests.update(self.persisted.go_safe)
         for name, info in self.latched.items():
             e = self.errors[name]
             e.active, e.latched, e.since_s = True, True, started_s
@@ -163,10 +167,13 @@ class Engine:
         Like `acknowledge`/`reset_errors`, call it only on the engine's task between steps;
         other tasks send a `gateway.control.commands.CommandRequested` over the bus instead.
         """
+        since = self._wall_iso(self.started_s) if self._wall is not None else None
         if active:
             self.go_safe_requests.add(source)
-        else:
+            self.persisted.go_safe_changed(source, True, since)
+        elif self.persisted.go_safe_changed(source, False, since):
             self.go_safe_requests.discard(source)
+        # else: released once the go-safe file without it is on disk (next steps)
 
     def acknowledge(self, name: str, now_s: float) -> bool:
         """Acknowledge one latched error; return True when its latch was released.
@@ -186,11 +193,22 @@ class Engine:
             self._command_log.append((now_s, dict(self.relay_commands)))
 
     def _release_latch(self, name: str, now_s: float) -> None:
-        e = self.errors[name]
-        if e.acknowledge(now_s) == "cleared":
-            self._pending.append(ErrorCleared(at_s=now_s, error=name))
-        self.latched.pop(name, None)
-        save_latched(self.state_dir, self.latched)
+        """Release once the latch file without it is on disk (at once when written inline)."""
+        self.persisted.release_latch(name)
+        self._apply_releases(now_s)
+
+    def _apply_releases(self, now_s: float) -> None:
+        """Apply the releases now durably written; report a state that cannot be written."""
+        for kind, name in self.persisted.due():
+            if kind == "go_safe":
+                self.go_safe_requests.discard(name)
+            elif self.errors[name].acknowledge(now_s) == "cleared":
+                self._pending.append(ErrorCleared(at_s=now_s, error=name))
+        fault = self.persisted.fault
+        if fault:
+            self.faults[PERSISTENCE_FAULT] = fault
+        else:
+            self.faults.pop(PERSISTENCE_FAULT, None)
 
     def reset_errors(
         self, now_s: float, names: Iterable[str] | None = None
@@ -364,7 +382,7 @@ class Engine:
                 notices.append(ErrorCleared(at_s=now_s, error=name))
         self.point_errors = reported
         if latch_changed:
-            save_latched(self.state_dir, self.latched)
+            self.persisted.save_latches()
         return notices
 
     def _since(self, key: str, reasons: list[str], value: Any, now_s: float) -> None:
@@ -379,6 +397,7 @@ class Engine:
     def step(self, now_s: float) -> StepResult:
         """Decide everything for this instant."""
         cfg = self.config
+        self._apply_releases(now_s)
         m = self._measure(now_s)
         notices = self._pending + self._debounce(now_s, detect(m, self.settings.protections))
         self._pending = []

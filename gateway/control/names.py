@@ -30,6 +30,7 @@ ERROR_NAMES: tuple[str, ...] = (
     "contactor_feedback",
     "charger_fault",
     "relay_driver_fault",
+    "state_persistence_fault",
 )
 
 SIGNAL_NAMES: tuple[str, ...] = (

@@ -166,6 +166,7 @@ class ProtectionsSection(Section):
     contactor_feedback: FlagProtection = _flag()
     charger_fault: FlagProtection = _flag()
     relay_driver_fault: FlagProtection = _flag()
+    state_persistence_fault: FlagProtection = _flag()
 
     def row(self, name: str) -> FlagProtection:
         """Return the overrides of one error name."""

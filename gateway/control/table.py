@@ -199,6 +199,13 @@ PROTECTIONS: tuple[ProtectionRow, ...] = (
         "driver and the OS/Modbus reason.",
         lfp=_p(None, None, 0, 5.0), nmc=_p(None, None, 0, 5.0),
     ),
+    ProtectionRow(
+        "state_persistence_fault", "fault_report", "none", "critical", "all", "",
+        "A latch or go-safe request could not be written durably to `gateway.state_dir` "
+        "(relays stay open until it is), or the state file was unreadable at start "
+        "(latched until acknowledged).",
+        lfp=_p(None, None, 0, 1.0), nmc=_p(None, None, 0, 1.0),
+    ),
 )  # fmt: skip
 
 BY_NAME: dict[str, ProtectionRow] = {r.name: r for r in PROTECTIONS}

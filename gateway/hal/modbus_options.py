@@ -122,5 +122,3 @@ class ModbusAdcOptions(ModbusLinkOptions):
     def _names(cls, v: dict[str, ModbusAdcChannel]) -> dict[str, ModbusAdcChannel]:
         check_names("channels", v, ADC_CHANNELS)
         return v
-
-

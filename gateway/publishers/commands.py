@@ -5,6 +5,12 @@
   go-safe sources, e.g. an input, stay in force).
 - `command/ack`: an error name, or `all`: acknowledge latched errors; the engine keeps any
   whose condition is still present.
+- `command/<name>/<identity>`: the same, from an identity the broker ACL vouches for.
+
+Less-safe commands (`go_safe off`, `ack`) are off by default and need the gateway's own
+authorisation when enabled (`gateway/publishers/command_parse.py`). Every message gets a
+reply: on its MQTT v5 response topic with its correlation data when it has one, else on
+`command/result`; a JSON payload's `transaction` is echoed (as Zigbee2MQTT does).
 
 An extension of the MQTT publisher (`ctx.mqtt_extensions`) and a component of its own. It
 never calls the engine: a valid command becomes a `CommandRequested` event on the bus, which
@@ -23,108 +29,54 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from prometheus_client import Counter
 
 from gateway.control.commands import (
     ACK,
-    COMMANDS,
     GO_SAFE,
     CommandApplied,
     CommandReceived,
     CommandRequested,
 )
-from gateway.control.names import ERROR_NAMES
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
+from gateway.publishers.command_parse import (
+    Command,
+    Rejected,
+    authorise,
+    parse_command,
+    transaction_of,
+)
 from gateway.publishers.payloads import Topics, encode, isotime
 
 log = logging.getLogger(__name__)
 
 SOURCE = "mqtt"  # the go-safe source name (shown in state `reasons.go_safe`)
 RESULT = "result"
-MAX_PAYLOAD_BYTES = 256
 MAX_IN_FLIGHT = 16  # accepted commands the engine has not answered yet
 GO_SAFE_FILE = "command_go_safe.json"
-_TRUE = frozenset({"on", "true", "1"})
-_FALSE = frozenset({"off", "false", "0"})
+TOKEN_PROPERTY = "token"  # MQTT v5 user property carrying `commands.token`
 
-
-class Rejected(ValueError):
-    """A command message that cannot be carried out: `reason` is the metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+__all__ = ["Command", "CommandTopics", "Rejected", "ReplyTo", "create", "parse_command"]
 
 
 @dataclass(frozen=True, slots=True)
-class Command:
-    """A parsed, valid command."""
+class ReplyTo:
+    """Where and how to answer one command message."""
 
-    command: str
-    argument: str  # normalised payload, for the audit trail
-    active: bool = True  # go_safe
-    errors: tuple[str, ...] | None = None  # ack: None = all
-
-
-def _decode(payload: bytes) -> Any:
-    """Return the payload as JSON value when it looks like JSON, else as stripped text."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise Rejected("malformed", f"payload longer than {MAX_PAYLOAD_BYTES} bytes")
-    try:
-        text = payload.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise Rejected("malformed", "payload is not UTF-8 text") from None
-    if text[:1] in ("{", "[", '"'):
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise Rejected("malformed", "payload is not valid JSON") from None
-    return text
+    topic: str
+    correlation: bytes | None = None  # MQTT v5 correlation data, echoed
+    transaction: str | int | None = None  # payload `transaction`, echoed in the body
 
 
-def _go_safe(value: Any) -> Command:
-    if isinstance(value, dict):
-        if set(value) != {"active"} or not isinstance(value["active"], bool):
-            raise Rejected("malformed", 'go_safe JSON must be {"active": true|false}')
-        value = value["active"]
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE:
-            value = True
-        elif word in _FALSE:
-            value = False
-    if not isinstance(value, bool):
-        raise Rejected("malformed", "go_safe payload must be on or off")
-    return Command(GO_SAFE, "on" if value else "off", active=value)
-
-
-def _ack(value: Any) -> Command:
-    if isinstance(value, dict):
-        if set(value) != {"error"} or not isinstance(value["error"], str):
-            raise Rejected("malformed", 'ack JSON must be {"error": "<name>"|"all"}')
-        value = value["error"]
-    if not isinstance(value, str) or not value.strip():
-        raise Rejected("malformed", "ack payload must be an error name or all")
-    name = value.strip().lower()
-    if name == "all":
-        return Command(ACK, "all", errors=None)
-    if name not in ERROR_NAMES:
-        raise Rejected("unknown_error", f"unknown error name {value.strip()[:64]!r}")
-    return Command(ACK, name, errors=(name,))
-
-
-def parse_command(command: str, payload: bytes) -> Command:
-    """Parse one command message (pure).
-
-    Raises:
-        Rejected: unknown command, malformed payload or unknown error name.
-    """
-    if command not in COMMANDS:
-        raise Rejected("unknown_command", f"unknown command {command[:64]!r}")
-    value = _decode(payload)
-    return _go_safe(value) if command == GO_SAFE else _ack(value)
+def _user_property(message: aiomqtt.Message, name: str) -> str | None:
+    props = getattr(message, "properties", None)
+    for key, value in getattr(props, "UserProperty", None) or []:
+        if key == name:
+            return str(value)
+    return None
 
 
 def result_message(
@@ -165,11 +117,12 @@ class CommandTopics:
         self._ctx = ctx
         self._cfg = ctx.config.commands
         topics = Topics.from_config(ctx.config)
+        self._base = topics.base
         self.prefix = topics.sub("command") + "/"
         self.result_topic = topics.sub("command", RESULT)
         self._client: aiomqtt.Client | None = None
         self._request = 0
-        self._awaiting: set[int] = set()
+        self._awaiting: dict[int, ReplyTo] = {}
         self._go_safe_path = Path(ctx.config.gateway.state_dir) / GO_SAFE_FILE
         # Subscribed now, so no answer from the engine can be missed.
         self._applied = ctx.bus.subscribe(
@@ -185,7 +138,7 @@ class CommandTopics:
         self.rejected = Counter(
             "bms_commands_rejected",
             "Command messages dropped, by reason (unknown_command, malformed, unknown_error, "
-            "retained, not_allowed, busy).",
+            "retained, not_allowed, unauthorised, busy).",
             ["reason"],
             registry=reg,
         )
@@ -203,29 +156,32 @@ class CommandTopics:
     # --- MqttExtension ------------------------------------------------------------------
 
     def subscriptions(self) -> list[str]:
-        """Return the command topic filter."""
-        return [self.prefix + "+"]
+        """Return the command topic filters (anonymous and identity topics)."""
+        return [self.prefix + "+", self.prefix + "+/+"]
 
     async def on_connected(self, client: aiomqtt.Client) -> None:
         """Remember the client for replies that come back from the engine."""
         self._client = client
 
     async def on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        """Validate one command and hand it to the engine's next cycle."""
+        """Validate and authorise one command and hand it to the engine's next cycle."""
         topic = message.topic.value
         if not topic.startswith(self.prefix):
             return
-        name = topic[len(self.prefix) :]
+        name, _, identity = topic[len(self.prefix) :].partition("/")
         if name == RESULT:  # our own replies
             return
+        payload = _payload_bytes(message.payload)
+        reply_to = self._reply_to(message, transaction_of(payload))
         try:
-            cmd = self._accept(name, message)
+            cmd = self._accept(name, message, payload, identity or None)
         except Rejected as err:
             self.rejected.labels(reason=err.reason).inc()
-            log.warning("MQTT command on %s dropped (%s): %s", topic, err.reason, err.detail)
-            await self._reply(client, name[:64], False, err.detail, request=None)
+            who = f" from {identity[:64]!r}" if identity else ""
+            log.warning("MQTT command on %s%s dropped (%s): %s", topic, who, err.reason, err.detail)
+            await self._reply(client, reply_to, name[:64], False, err.detail, request=None)
             return
-        self._submit(cmd)
+        self._submit(cmd, reply_to)
 
     # --- component --------------------------------------------------------------------
 
@@ -233,14 +189,17 @@ class CommandTopics:
         """Restore a persisted go-safe request, then reply to what the engine applied."""
         self._restore_go_safe()
         async for applied in self._applied:
-            if applied.source != SOURCE or applied.request not in self._awaiting:
+            if applied.source != SOURCE:
                 continue
-            self._awaiting.discard(applied.request)
+            reply_to = self._awaiting.pop(applied.request, None)
+            if reply_to is None:
+                continue
             extra = {}
             if applied.command == ACK:
                 extra = {"cleared": list(applied.cleared), "kept": list(applied.kept)}
             await self._reply(
                 self._client,
+                reply_to,
                 applied.command,
                 applied.ok,
                 applied.detail,
@@ -250,30 +209,53 @@ class CommandTopics:
 
     # --- internals --------------------------------------------------------------------
 
-    def _accept(self, name: str, message: aiomqtt.Message) -> Command:
+    def _reply_to(self, message: aiomqtt.Message, transaction: str | int | None) -> ReplyTo:
+        props = getattr(message, "properties", None)
+        topic = getattr(props, "ResponseTopic", None)
+        correlation = getattr(props, "CorrelationData", None)
+        # Never into our own topics (a forged reply could pose as `state` or a command).
+        valid = (
+            isinstance(topic, str)
+            and topic
+            and not any(c in topic for c in "#+")
+            and not topic.startswith(self._base + "/")
+        )
+        return ReplyTo(
+            topic=topic if valid and isinstance(topic, str) else self.result_topic,
+            correlation=bytes(correlation) if isinstance(correlation, bytes | bytearray) else None,
+            transaction=transaction,
+        )
+
+    def _accept(
+        self, name: str, message: aiomqtt.Message, payload: bytes, identity: str | None
+    ) -> Command:
         if message.retain:
             raise Rejected("retained", "retained command ignored (publish commands without retain)")
-        cmd = parse_command(name, _payload_bytes(message.payload))
-        self._check_allowed(cmd)
-        return cmd
-
-    def _check_allowed(self, cmd: Command) -> None:
-        if cmd.command == ACK and not self._cfg.allow_ack:
-            raise Rejected("not_allowed", "ack over MQTT is disabled (commands.allow_ack)")
-        if cmd.command == GO_SAFE and not cmd.active and not self._cfg.allow_go_safe_release:
-            raise Rejected(
-                "not_allowed",
-                "go_safe off over MQTT is disabled (commands.allow_go_safe_release)",
+        cmd = parse_command(name, payload)
+        how = authorise(
+            cmd,
+            self._cfg,
+            identity=identity,
+            property_token=_user_property(message, TOKEN_PROPERTY),
+        )
+        if how != "not_needed":
+            log.warning(
+                "MQTT command %s %s authorised by %s%s",
+                cmd.command,
+                cmd.argument,
+                how,
+                f" {identity!r}" if how == "identity" else "",
             )
         if len(self._awaiting) >= MAX_IN_FLIGHT:
             raise Rejected("busy", "too many commands waiting for the engine; try again")
+        return cmd
 
-    def _submit(self, cmd: Command, *, reply: bool = True) -> int:
+    def _submit(self, cmd: Command, reply_to: ReplyTo | None) -> int:
         self._request += 1
         n = self._request
         now_s = self._ctx.clock.now()
-        if reply:
-            self._awaiting.add(n)
+        if reply_to is not None:
+            self._awaiting[n] = reply_to
         self.received.labels(command=cmd.command).inc()
         log.warning("MQTT command %s %s accepted (request %d)", cmd.command, cmd.argument, n)
         bus = self._ctx.bus
@@ -330,11 +312,12 @@ class CommandTopics:
                 self._go_safe_path,
                 data.get("since"),
             )
-            self._submit(Command(GO_SAFE, "on (restored)", active=True), reply=False)
+            self._submit(Command(GO_SAFE, "on (restored)", active=True), None)
 
     async def _reply(
         self,
         client: aiomqtt.Client | None,
+        reply_to: ReplyTo,
         command: str,
         ok: bool,
         detail: str,
@@ -351,12 +334,20 @@ class CommandTopics:
             timestamp=isotime(clock.wall(clock.now())),
             extra=extra,
         )
+        if reply_to.transaction is not None:
+            body["transaction"] = reply_to.transaction
         if client is None:
             self.reply_failures.inc()
             log.warning("command reply not published (never connected): %s", body)
             return
+        props: Properties | None = None
+        if reply_to.correlation is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = reply_to.correlation
         try:
-            await client.publish(self.result_topic, encode(body), qos=1, retain=False)
+            await client.publish(
+                reply_to.topic, encode(body), qos=1, retain=False, properties=props
+            )
         except aiomqtt.MqttError as err:
             self.reply_failures.inc()
             log.warning("command reply not published (%s): %s", err, body)

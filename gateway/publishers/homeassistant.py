@@ -34,6 +34,7 @@ from gateway.board import INPUT_COUNT, OUTPUT_COUNT
 from gateway.board import RELAYS as BOARD_RELAYS
 from gateway.control.commands import ACK, GO_SAFE
 from gateway.control.names import ERROR_NAMES
+from gateway.publishers.commands_section import HA_IDENTITY
 from gateway.publishers.homeassistant_section import HomeAssistantSection
 from gateway.publishers.measurements import MEASUREMENTS
 from gateway.publishers.topics import Topics
@@ -83,18 +84,24 @@ def _per_cell(config: GatewayConfig) -> bool:
     return config.homeassistant.per_cell_entities
 
 
+def _ha_trusted(config: GatewayConfig) -> bool:
+    """HA's identity topic authorises less-safe commands (commands.trusted_identities)."""
+    return HA_IDENTITY in config.commands.trusted_identities
+
+
 def _go_safe_switchable(config: GatewayConfig) -> bool:
-    """Go-safe as a switch: commands on and `off` (release) accepted."""
-    return config.commands.enabled and config.commands.allow_go_safe_release
+    """Go-safe as a switch: commands on and `off` (release) accepted from HA."""
+    c = config.commands
+    return c.enabled and c.allow_go_safe_release and _ha_trusted(config)
 
 
 def _go_safe_request_only(config: GatewayConfig) -> bool:
-    """Go-safe as a button: commands on, but `off` rejected (it cannot be turned off)."""
-    return config.commands.enabled and not config.commands.allow_go_safe_release
+    """Go-safe as a button: commands on, but `off` not accepted from HA."""
+    return config.commands.enabled and not _go_safe_switchable(config)
 
 
 def _ack_allowed(config: GatewayConfig) -> bool:
-    return config.commands.enabled and config.commands.allow_ack
+    return config.commands.enabled and config.commands.allow_ack and _ha_trusted(config)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,8 +361,11 @@ def availability_topic(config: GatewayConfig) -> str:
 
 
 def command_topic(config: GatewayConfig, command: str) -> str:
-    """Return the MQTT command topic `<prefix>/<id>/command/<command>` (commands.py)."""
-    return Topics.from_config(config).command(command)
+    """Return HA's command topic `<prefix>/<id>/command/<command>/homeassistant` (commands.py).
+
+    The identity level lets the broker ACL vouch for Home Assistant (docs/mqtt.md).
+    """
+    return Topics.from_config(config).sub("command", command, HA_IDENTITY)
 
 
 def config_topic(config: GatewayConfig, desc: EntityDescription) -> str:

@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
+import ssl
 import uuid
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
 from prometheus_client import Counter, Gauge, Histogram
 
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
 from gateway.core.events import Notice
 from gateway.core.supervise import reraise_swallowed_cancel, taskgroup_cancel_fix
+from gateway.publishers.mqtt_client import Backoff, is_v5, make_client, user_properties
 from gateway.publishers.outbox import OUTBOX_FILE, Dropped, OutboxWorker
 from gateway.publishers.payloads import (
     AVAILABILITY_OFFLINE,
@@ -45,8 +47,6 @@ log = logging.getLogger(__name__)
 
 WRITE_BATCH = 500  # notices written to the outbox in one transaction (at most)
 SEND_BATCH = 100  # outbox rows read at once by the sender
-NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # no Nagle stall on QoS 1 pairs
-IO_TIMEOUT_S = 10.0  # real-time limit on one broker round trip (connect, PUBACK, SUBACK)
 SHUTDOWN_TIMEOUT_S = 1.0  # budget for the clean `offline` on shutdown
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -77,6 +77,22 @@ class MqttExtension(Protocol):
         ...
 
 
+class FatalMqttError(Exception):
+    """The publisher must stop the gateway (e.g. another live gateway has the same id)."""
+
+
+def _explain(err: BaseException) -> str:
+    """One failure in words, with what to check for the usual ones."""
+    text = str(err) or type(err).__name__
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"{text} (the broker's certificate is not trusted: check mqtt.tls.ca_file)"
+    if isinstance(err, ssl.SSLError):
+        return f"{text} (TLS failed: check mqtt.tls and that the port speaks TLS)"
+    if "Not authorized" in text or "Bad user name or password" in text:
+        return f"{text} (check mqtt.username and mqtt.password)"
+    return text
+
+
 def _leaf_errors(err: BaseException) -> list[BaseException]:
     if isinstance(err, BaseExceptionGroup):
         return [leaf for e in err.exceptions for leaf in _leaf_errors(e)]
@@ -100,6 +116,7 @@ class MqttPublisher:
         self._last_state_s: float | None = None
         self._ever_connected = False
         self._outage_logged = False
+        self._where = ""
         self.connected = False
         # Subscribe now, so notices raised before `run` starts are not missed.
         self._notices = ctx.bus.subscribe("mqtt", Notice, overflow=Overflow.NEVER_DROP)
@@ -259,33 +276,29 @@ class MqttPublisher:
 
     # --- connection -------------------------------------------------------------------
 
-    def _client(self) -> aiomqtt.Client:
-        cfg = self._cfg
-        password = cfg.password.get_secret_value() if cfg.password is not None else None
-        return aiomqtt.Client(
-            cfg.host,
-            cfg.port,
-            username=cfg.username,
-            password=password if cfg.username is not None else None,
-            identifier=cfg.client_id,
-            keepalive=cfg.keepalive_s,
-            timeout=IO_TIMEOUT_S,
-            will=aiomqtt.Will(self.topics.availability, AVAILABILITY_OFFLINE, qos=1, retain=True),
-            socket_options=NODELAY,
-        )
+    def _client(self, host: str, port: int) -> aiomqtt.Client:
+        config = self._ctx.config
+        return make_client(config, host, port, self.topics.availability, AVAILABILITY_OFFLINE)
 
     async def _connection_loop(self) -> None:
-        delay_s = self._cfg.reconnect_min_s
+        cfg = self._cfg
+        backoff = Backoff(cfg.endpoints, cfg.reconnect_min_s, cfg.reconnect_max_s)
         while True:
+            host, port = backoff.current
+            self._where = f"{host}:{port}"
             try:
                 with taskgroup_cancel_fix():
-                    async with self._client() as client:
-                        delay_s = self._cfg.reconnect_min_s
+                    async with self._client(host, port) as client:
+                        backoff.connected()
                         await self._serve(client)
             except Exception as err:  # a publisher must never stop the gateway
+                if isinstance(err, FatalMqttError):
+                    raise
+                delay_s = backoff.failed()
                 self._lost(err, delay_s)
+            else:  # pragma: no cover - _serve only returns by raising
+                delay_s = backoff.failed()
             await self._clock.sleep(delay_s)
-            delay_s = min(delay_s * 2, max(self._cfg.reconnect_max_s, self._cfg.reconnect_min_s))
 
     def _lost(self, err: Exception, delay_s: float) -> None:
         self._set_connected(False)
@@ -295,22 +308,27 @@ class MqttPublisher:
             log.error("MQTT publisher failed; reconnecting", exc_info=err)
             self._outage_logged = True
             return
-        where = f"{self._cfg.host}:{self._cfg.port}"
         if not self._outage_logged:
             self._outage_logged = True
-            what = "connection to" if self._ever_connected else "cannot connect to"
+            what = (
+                "connection to broker %s lost"
+                if self._ever_connected
+                else "cannot connect to broker %s"
+            )
             log.warning(
-                "MQTT %s broker %s lost: %s; retrying every %.1f..%.1f s",
-                what,
-                where,
-                "; ".join(str(e) for e in leaves),
+                "MQTT " + what + ": %s; retrying every %.1f..%.1f s%s",
+                self._where,
+                "; ".join(_explain(e) for e in leaves),
                 self._cfg.reconnect_min_s,
                 self._cfg.reconnect_max_s,
+                f" over {len(self._cfg.endpoints)} brokers (mqtt.brokers)"
+                if len(self._cfg.endpoints) > 1
+                else "",
             )
         else:
             log.debug(
-                "MQTT broker %s still unreachable: %s (next try in %.1f s)",
-                where,
+                "MQTT broker %s unreachable: %s (next try in %.1f s)",
+                self._where,
                 leaves[0],
                 delay_s,
             )
@@ -320,7 +338,7 @@ class MqttPublisher:
         self._ctx.health.mqtt_connected.set(1 if connected else 0)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
-        where = f"{self._cfg.host}:{self._cfg.port}"
+        where = self._where
         if self._outage_logged:
             log.info("MQTT reconnected to %s", where)
         elif not self._ever_connected:
@@ -458,8 +476,14 @@ class MqttPublisher:
     ) -> None:
         label = topic.rsplit("/", 1)[-1]
         start_s = self._clock.now()
+        props = None
+        if is_v5(self._cfg):
+            expiry = self._cfg.state_expiry_s if topic == self.topics.state else None
+            props = user_properties(PacketTypes.PUBLISH, self._ctx.config.gateway.id, expiry)
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain, timeout=io_timeout_s)
+            await client.publish(
+                topic, payload, qos=qos, retain=retain, properties=props, timeout=io_timeout_s
+            )
         except aiomqtt.MqttError:
             self._failures.labels(topic=label).inc()
             reraise_swallowed_cancel()

@@ -37,6 +37,7 @@ from gateway.sim.pack import PackModel
 
 log = logging.getLogger(__name__)
 
+
 class Main2xSimulator:
     """The board's state and its register map (a `RegisterMap` for the slave plumbing)."""
 
