@@ -197,7 +197,7 @@ async def test_acknowledge_a_latched_error_from_the_dashboard(
     broker: Broker, tmp_path: Path
 ) -> None:
     overrides = {
-        "commands": {"allow_ack": True},
+        "commands": {"allow_ack": True, "token": "web-ack-token-1"},
         "protections": {
             "cell_overvoltage": {"latch": True, "set_delay_ms": 100, "clear_delay_s": 0.3}
         },
@@ -219,19 +219,24 @@ async def test_acknowledge_a_latched_error_from_the_dashboard(
             await asyncio.sleep(0.1)
         (err,) = [e for e in (await view())["errors"] if e["error"] == "cell_overvoltage"]
         assert err["latched"] and "3.75" in err["detail"] and (await view())["allow_ack"]
+        ack = {"error": "cell_overvoltage", "token": "web-ack-token-1"}
         async with http.post(base + "api/ack", json={"error": "cell_overvoltage"}) as r:
+            assert r.status == 403  # the command token is required
+        async with http.post(base + "api/ack", json={**ack, "token": "wrong-token"}) as r:
+            assert r.status == 403
+        async with http.post(base + "api/ack", json=ack) as r:
             kept = await r.json()
         assert r.status == 200 and kept["ok"] is False and kept["kept"] == ["cell_overvoltage"]
         pack.release("cells")
         while True:  # released, and below `tolerant` for the clear delay: the ack clears it
-            async with http.post(base + "api/ack", json={"error": "cell_overvoltage"}) as r:
+            async with http.post(base + "api/ack", json=ack) as r:
                 result = await r.json()
             if result["cleared"] == ["cell_overvoltage"]:
                 break
             assert asyncio.get_running_loop().time() < deadline + 15, result
             await asyncio.sleep(0.2)
         assert result["ok"] is True
-        async with http.post(base + "api/ack", json={"error": "nope"}) as r:
+        async with http.post(base + "api/ack", json={**ack, "error": "nope"}) as r:
             assert r.status == 400
         events = (await get(http, base + "api/events"))["events"]
         assert any(e["type"] == "command_applied" and e["source"] == "web" for e in events)

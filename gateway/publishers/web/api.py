@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import math
 from datetime import UTC, datetime
@@ -185,13 +186,20 @@ class Api:
 
     async def ack(self, request: web.Request) -> web.Response:
         """POST /api/ack `{"error": "<name>" | "all"}`: acknowledge latched errors."""
-        if not self.comp.ctx.config.commands.allow_ack:
+        commands = self.comp.ctx.config.commands
+        if not commands.allow_ack:
             return problem(403, "acknowledging is off (commands.allow_ack: false)")
+        secret = commands.secret()
+        if secret is None:
+            return problem(403, "acknowledging on the dashboard needs commands.token")
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
-            return problem(400, 'body: JSON {"error": "<name>" | "all"}')
-        name = body.get("error") if isinstance(body, dict) else None
+            return problem(400, 'body: JSON {"error": "<name>" | "all", "token": "<token>"}')
+        given = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), secret.encode()):
+            return problem(403, "token: the command token (commands.token) is required")
+        name = body.get("error")
         if not isinstance(name, str) or (name != "all" and name not in ERROR_NAMES):
             return problem(400, f"error: one of all, {', '.join(ERROR_NAMES)}")
         self._request += 1

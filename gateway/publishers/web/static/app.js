@@ -185,8 +185,12 @@
   }
 
   async function ack(name, li) {
+    let token = sessionStorage.getItem("bmsgw_command_token");
+    if (!token) token = window.prompt("Command token (commands.token) to acknowledge " + name);
+    if (!token) return;
     try {
-      const r = await fetch("api/ack", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ error: name }) });
+      const r = await fetch("api/ack", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ error: name, token }) });
+      if (r.ok) sessionStorage.setItem("bmsgw_command_token", token); else sessionStorage.removeItem("bmsgw_command_token");
       const body = await r.json();
       li.appendChild(el("div", { class: "small" }, body.detail || body.error || "done"));
     } catch (err) {
