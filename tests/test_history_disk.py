@@ -93,3 +93,34 @@ async def test_full_disk_keeps_the_gateway_deciding(tmp_path: Path) -> None:
         finally:
             for t in reversed(tasks):
                 await cancel_for_sure(t)
+
+
+async def test_a_damaged_history_file_is_an_event_not_a_crash(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    bad = tmp_path / "history.sqlite3"
+    bad.write_bytes(b"this is not an SQLite database, just garbage " * 100)
+    config = load_config(
+        overrides={
+            "gateway": {"state_dir": str(tmp_path)},
+            "web": {"enabled": False},
+            "history": {"path": str(bad)},
+        },
+        env=False,
+    )
+    ctx = build_context(config, RealClock())
+    ctx.registry = CollectorRegistry()
+    web = WebComponent(ctx)
+    task = asyncio.create_task(web.run())
+    try:
+        await until(
+            lambda: any(e["type"] == "history_write_failed" for e in web.journal.recent),
+            "the failure as an event",
+        )
+        (event,) = [e for e in web.journal.recent if e["type"] == "history_write_failed"]
+        assert event["path"] == str(bad) and "database" in event["detail"]
+        assert sample(web, "bms_history_ok") == 0.0
+        assert not task.done()
+        assert bad.read_bytes().startswith(b"this is not an SQLite")  # left alone for a person
+    finally:
+        await cancel_for_sure(task)

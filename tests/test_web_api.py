@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -68,8 +69,9 @@ async def get(session: aiohttp.ClientSession, url: str, status: int = 200) -> An
 
 
 async def test_api_matches_mqtt_and_pages_history_and_events(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.publishers.web.server")
     config = web_config(broker, tmp_path)
     async with (
         running_gateway(config) as web,
@@ -78,6 +80,7 @@ async def test_api_matches_mqtt_and_pages_history_and_events(
     ):
         base = web.url
         assert base is not None and base.startswith("http://127.0.0.1:")
+        assert f"dashboard: {base}" in caplog.messages
         # --- /api/state is the MQTT state document -------------------------------------
         await mqtt.subscribe("bms/gw-web/state")
 
@@ -160,6 +163,7 @@ async def test_api_matches_mqtt_and_pages_history_and_events(
             "10",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path,  # its example cache stays out of the work tree
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 120)
         assert proc.returncode == 0, out.decode()[-4000:]

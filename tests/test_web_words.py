@@ -27,3 +27,21 @@ def test_generated_codes() -> None:
     )
     assert switch_state("charge_contactor", False) == "charging blocked"
     assert switch_state("none", True) == "on"
+
+
+def test_summary_names_soc_current_relays_and_the_first_blocking_reason() -> None:
+    from gateway.core.state import GatewayState, SwitchState
+    from gateway.publishers.web.summary import summary_fields
+
+    s = GatewayState(current_a=-12.34)
+    assert summary_fields(s) == "SOC -, current -12.3 A, relays -, blocking: none"
+    s.control.soc = 0.612
+    s.control.relays = {
+        1: SwitchState("discharge_contactor", True, ("discharge_allowed",)),
+        2: SwitchState("allow_charging", False, ("low_temperature_charge", "stale_current")),
+        4: SwitchState("heater", False, ()),
+    }
+    assert summary_fields(s) == (
+        "SOC 61.2 %, current -12.3 A, relays 1:closed 2:open 4:open, "
+        "blocking: relay 2 (allow_charging) open: low_temperature_charge"
+    )

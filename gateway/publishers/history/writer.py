@@ -167,7 +167,9 @@ class HistoryWriter:
         return self.store
 
     def add_event(self, seq: int, ts: float, message: dict[str, Any]) -> None:
-        """Journal sink: queue one event for the next flush."""
+        """Journal sink: queue one event for the next flush (nothing without a store)."""
+        if self.store is None:
+            return
         self._events.append(StoredEvent(seq, ts, message))
         self._trim(self._events)
 

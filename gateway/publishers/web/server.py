@@ -84,7 +84,7 @@ class WebComponent:
             self.journal.recent.extend(e.body for e in recent)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.journal.run(), name="web:journal")
-            if self.writer is not None:
+            if self.writer is not None and self.writer.store is not None:
                 tg.create_task(self.writer.run(), name="history")
             if self.cfg.enabled:
                 tg.create_task(self.api.take_applied(), name="web:commands")
