@@ -114,8 +114,8 @@ def test_a_batch_keeps_the_newest_frame_of_each_multiplexer_value(tmp_path: Path
 
     def frame(index: int, value: int, *, short: bool = False) -> can.Message:
         data = bytes(msg.encode({"Index": index, f"Value{index}": value}))
-        return can.Message(arbitration_id=0x321, is_extended_id=False,
-            data=data[:3] if short else data
+        return can.Message(
+            arbitration_id=0x321, is_extended_id=False, data=data[:3] if short else data
         )
 
     batch = [

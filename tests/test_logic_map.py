@@ -113,10 +113,15 @@ def test_a_foreign_device_id_is_rejected(device_id: int) -> None:
         lm.decode_input_registers(regs, 4, 4)
 
 
+def test_a_cell_count_differing_from_the_configuration_is_decoded_as_reported() -> None:
+    # the engine compares the count with the configuration (cell_count_mismatch)
+    regs = _block(4, 4)
+    assert len(lm.decode_input_registers(regs, 5, 4).cell_voltages_v) == 4
+    assert len(lm.decode_input_registers(regs, 3, 4).cell_voltages_v) == 4
+
+
 def test_counts_differing_from_the_configuration_are_rejected() -> None:
     regs = _block(4, 4)
-    with pytest.raises(FrameRangeError, match="configured 5"):
-        lm.decode_input_registers(regs, 5, 4)
     with pytest.raises(FrameRangeError, match="sensors, configured 3"):
         lm.decode_input_registers(regs, 4, 3)
     regs[lm.REG_CELL_COUNT] = 19

@@ -21,7 +21,6 @@ from prometheus_client import Counter
 
 from gateway.board import INPUT_COUNT
 from gateway.core.events import InputsRead, PackMeasured, PointsRead
-from gateway.hal.sim import SimInputs
 from gateway.protocols import analog
 
 if TYPE_CHECKING:
@@ -197,8 +196,9 @@ class BoardIo:
 
 
 def _invented(inputs: object) -> bool:
-    """True for `sim` inputs with no pack model: they would report made-up contacts."""
-    return isinstance(inputs, SimInputs) and inputs.pack is None
+    """True for an inputs driver that says it is a placeholder (see `hal.base.InputDriver`):
+    `sim` inputs with no pack model would report made-up contacts."""
+    return bool(getattr(inputs, "placeholder", False))
 
 
 def _curve(section: SensorCurveSection, volts: float | None) -> float | None:

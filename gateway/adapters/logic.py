@@ -24,7 +24,9 @@ After reading a board that answered, the adapter writes `state.control.balancing
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 from pymodbus.client import AsyncModbusSerialClient
@@ -221,17 +223,45 @@ _NO_RESPONSE_FILTER = _NoResponseFilter()
 # --- the component ----------------------------------------------------------------------
 
 
+class LogicClient(Protocol):
+    """What the adapter needs of its Modbus RTU master (pymodbus' serial client by default;
+    `gateway.sim.memory_link.MemoryLogicClient` in scenarios)."""
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is open."""
+        ...
+
+    def connect(self) -> Awaitable[bool]:
+        """Open the link; False when it cannot be opened."""
+        ...
+
+    def close(self) -> None:
+        """Close the link (idempotent)."""
+        ...
+
+    def read_input_registers(self, address: int, *, count: int, device_id: int) -> Awaitable[Any]:
+        """Read input registers (a pymodbus-shaped response: `registers`, `isError()`)."""
+        ...
+
+    def write_registers(
+        self, address: int, values: Sequence[int], *, device_id: int
+    ) -> Awaitable[Any]:
+        """Write holding registers (a pymodbus-shaped response: `isError()`)."""
+        ...
+
+
 class LogicAdapter:
     """Poll the Logic boards and keep their balancing masks written."""
 
     name = "logic"
 
-    def __init__(self, ctx: GatewayContext) -> None:
+    def __init__(self, ctx: GatewayContext, client: LogicClient | None = None) -> None:
         self.ctx = ctx
         cfg = ctx.config.logic
-        if cfg.port is None:
+        if cfg.port is None and client is None:
             raise ValueError("logic.port is not set")
-        self.port = cfg.port
+        self.port = cfg.port or "(in-memory)"
         self.addresses = cfg.addresses
         self.cells = cfg.cells_per_board
         self.sensors = cfg.sensors
@@ -241,8 +271,8 @@ class LogicAdapter:
         self.written_masks: dict[int, int] = {}  # what each board last accepted
         self._rejected_masks: dict[int, int] = {}
         self._rx = b""
-        self._client = AsyncModbusSerialClient(
-            cfg.port,
+        self._client: LogicClient = client or AsyncModbusSerialClient(
+            self.port,
             baudrate=cfg.baudrate,
             parity=cfg.parity,
             stopbits=cfg.stopbits,
@@ -321,6 +351,13 @@ class LogicAdapter:
             self.boards.succeeded(board, reading, clock.now())
             await self._write_balancing(board)
         self.cycle_seconds.set(clock.now() - started)
+
+    async def write_balancing(self) -> None:
+        """Write each online board's balancing mask now when it changed (the poll cycle does
+        this after every good read; a harness stepping the engine may call it in between)."""
+        for board in self.addresses:
+            if self.health[board].online:
+                await self._write_balancing(board)
 
     # --- link ---------------------------------------------------------------------------
 

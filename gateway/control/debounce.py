@@ -1,9 +1,10 @@
 """The debouncer: verdicts over time -> active errors (set delay, clear delay, latch).
 
-An error sets when its verdict stays `breach` or `unknown` for the set delay, and clears
-when it stays `ok` (within the release threshold, "tolerant") for the clear delay. `band`
-(between trip and release) holds the present state and restarts the pending timer. A
-latched error stays active until `acknowledge`.
+An error sets when its verdict stays `breach` for the set delay, and clears when it stays
+`ok` (within the release threshold, "tolerant") for the clear delay. `band` (between trip
+and release) and `unknown` (data missing whose root-cause diagnosis is on, see detect.py)
+hold the present state and restart the pending timers: nothing sets, clears or latches on
+missing data. A latched error stays active until `acknowledge`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ class Debounced:
                 self.active, self.latched, self.since_s = False, False, now_s
                 return "cleared"
             return None
-        bad = state in ("breach", "unknown")
-        if bad:
+        if state == "breach":
             self.ok_since_s = None
             if self.bad_since_s is None:
                 self.bad_since_s = now_s
@@ -55,7 +55,7 @@ class Debounced:
             self.bad_since_s = None
             if self.ok_since_s is None:
                 self.ok_since_s = now_s
-        else:  # band: neither a breach nor a release
+        else:  # band or unknown: neither a breach nor a release
             self.bad_since_s = None
             self.ok_since_s = None
         if not self.active:

@@ -1,24 +1,30 @@
 """The detector: measurements -> one verdict per protection. Pure and stateless.
 
 Verdicts: `breach` (beyond the trip limit), `band` (between trip and release: keeps the
-present state), `ok` (within the release limit) and `unknown` (the data it needs is missing
-or stale). The debouncer treats `unknown` like `breach`: missing data is never "fine".
-Diagnosis checks (sensor fault, cell count) judge only fresh boards; a silent board is
-`logic_offline`'s job.
+present state), `ok` (within the release limit) and `unknown` (some data it needs is missing,
+stale or implausible). A protection judges the data it has: a breach among the known
+values is a breach; otherwise unknown data makes the verdict `unknown`, carrying the root
+causes (the diagnosis errors that own the missing data: `logic_offline`,
+`temperature_sensor_fault`, `current_sensor_fault`, `cell_voltage_implausible`,
+`cell_count_mismatch`). `detect()` then keeps `unknown` (the debouncer holds the present
+state: no set, clear or latch on missing data) only when every cause's diagnosis is enabled;
+data without a diagnosis, or whose diagnosis is disabled, counts as a breach, so disabling a
+diagnosis never makes the pack less safe. Diagnosis checks judge only the boards that answer;
+a silent board is `logic_offline`'s job.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from gateway.control.measure import Measurements
+from gateway.control.measure import CURRENT_FAULT, Measurements
 from gateway.control.table import PROTECTIONS, Check, Params, ProtectionRow
 
 State = Literal["breach", "band", "ok", "unknown"]
 
-TEMPERATURE_PLAUSIBLE_C = (-50.0, 150.0)
 FEEDBACK_INPUTS = {
     "charge_contactor_feedback": "charge_contactor",
     "discharge_contactor_feedback": "discharge_contactor",
@@ -32,6 +38,7 @@ class Verdict:
     state: State
     value: float | None = None
     detail: str = ""
+    causes: frozenset[str] = frozenset()  # unknown: the root-cause errors of the missing data
 
 
 def _above(value: float, p: Params, unit: str) -> Verdict:
@@ -56,65 +63,59 @@ def _below(value: float, p: Params, unit: str) -> Verdict:
     return Verdict("band", value, text)
 
 
-def _absent(m: Measurements, what: str) -> Verdict:
+def _absent(m: Measurements, what: str, causes: frozenset[str]) -> Verdict:
     """Data never received: fine in bridge mode, pending during the start-up grace."""
     if not m.controller:
         return Verdict("ok")
     if m.grace:
         return Verdict("band", None, f"waiting for {what}")
-    return Verdict("unknown", None, f"no {what}")
+    return Verdict("unknown", None, f"no {what}", causes)
 
 
-def _stale(m: Measurements) -> Verdict | None:
-    if m.grace and any(not b.scanned for b in m.boards):
+def _judge(m: Measurements, known: Verdict | None, causes: frozenset[str], what: str) -> Verdict:
+    """Combine the verdict on the known values with what is unknown.
+
+    A breach among the known values stands; else unknown data (its causes) makes the verdict
+    unknown; else the start-up grace holds; else the known verdict.
+    """
+    if known is not None and known.state == "breach":
+        return known
+    if causes:
+        return Verdict("unknown", None, f"{what} unknown ({', '.join(sorted(causes))})", causes)
+    if m.waiting:
         return Verdict("band", None, "waiting for the first scan")
-    stale = m.stale_boards
-    if stale:
-        return Verdict("unknown", None, "stale board " + ",".join(map(str, stale)))
-    if not m.fresh_boards:
-        return _absent(m, "board data")
-    return None
+    if known is None:
+        return _absent(m, what, causes)
+    return known
 
 
-def _limit(
-    m: Measurements, row: ProtectionRow, p: Params, values: list[float], pick: str
-) -> Verdict:
-    if (v := _stale(m)) is not None:
-        return v
+def _limit(row: ProtectionRow, p: Params, values: list[float], pick: str) -> Verdict | None:
     if not values:
-        return Verdict("unknown", None, "no readings")
+        return None
     value = max(values) if pick == "max" else min(values)
     return _above(value, p, row.unit) if row.limit == "max" else _below(value, p, row.unit)
 
 
-def _temps(m: Measurements) -> list[float] | None:
-    temps = m.temperatures()
-    if any(t is None for t in temps):
-        return None
-    return [t for t in temps if t is not None]
-
-
 def check_cell_voltage(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
-    """Highest or lowest cell against its limit."""
-    return _limit(m, row, p, m.cells(), "max" if row.limit == "max" else "min")
+    """Highest or lowest known cell against its limit."""
+    known = _limit(row, p, m.cells(), "max" if row.limit == "max" else "min")
+    return _judge(m, known, m.cell_causes, "cell data")
 
 
 def check_temperature(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
-    """Coldest or hottest cell against its limit (any faulty sensor: unknown)."""
-    if (v := _stale(m)) is not None:
-        return v
-    temps = _temps(m)
-    if temps is None:
-        return Verdict("unknown", None, "temperature sensor fault")
-    return _limit(m, row, p, temps, "max" if row.check == "temperature_max" else "min")
+    """Coldest or hottest known cell temperature against its limit."""
+    temps = [t for t in m.temperatures() if t is not None]
+    known = _limit(row, p, temps, "max" if row.check == "temperature_max" else "min")
+    return _judge(m, known, m.temperature_causes, "temperature")
 
 
 def check_current(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
     """Charge or discharge current magnitude against its maximum."""
+    causes = frozenset({CURRENT_FAULT})
     if m.current_a is None:
         if not m.current_ever:
-            return _absent(m, "current data")
-        return Verdict("unknown", None, "current stale")
+            return _absent(m, "current data", causes)
+        return Verdict("unknown", None, "current stale", causes)
     i = m.current_a if row.check == "current_charge" else -m.current_a
     return _above(max(0.0, i), p, "A")
 
@@ -138,21 +139,22 @@ def check_board_silent(m: Measurements, row: ProtectionRow, p: Params) -> Verdic
     silent = [
         b.board
         for b in m.boards
-        if (m.controller or b.scanned) and b.silent_s >= p.set_delay_s and not b.fresh
+        if (m.controller or b.scanned) and b.silent_s >= p.set_delay_s and not b.answering
     ]
     if silent:
         return Verdict("breach", float(len(silent)), "board " + ",".join(map(str, silent)))
-    if all(b.fresh or (not m.controller and not b.scanned) for b in m.boards):
+    if all(b.answering or (not m.controller and not b.scanned) for b in m.boards):
         return Verdict("ok")
     return Verdict("band")
 
 
 def check_sensor_fault(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
-    """A missing, shorted or implausible sensor on a fresh board."""
-    del row, p
-    lo, hi = TEMPERATURE_PLAUSIBLE_C
+    """A missing, shorted or implausible (outside `min`..`max`) sensor on an answering board."""
+    del row
+    lo = -math.inf if p.threshold is None else p.threshold
+    hi = math.inf if p.tolerant is None else p.tolerant
     bad = []
-    for b in m.fresh_boards:
+    for b in m.answering_boards:
         temps = b.temperatures_c
         if len(temps) < m.sensors_per_board or any(t is None or not lo <= t <= hi for t in temps):
             bad.append(b.board)
@@ -162,11 +164,15 @@ def check_sensor_fault(m: Measurements, row: ProtectionRow, p: Params) -> Verdic
 
 
 def check_cell_count(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
-    """Cell count per fresh board, and the pack total against `pack.cells_in_series`."""
+    """Cell count per answering board, and the pack total against `pack.cells_in_series`."""
     del row, p
-    bad = [b.board for b in m.fresh_boards if len(b.cell_voltages_v) != m.cells_per_board]
+    bad = [
+        f"{b.board} ({len(b.cell_voltages_v)} cells)" for b in m.answering_boards if not b.count_ok
+    ]
     if bad:
-        return Verdict("breach", None, "board " + ",".join(map(str, bad)))
+        return Verdict(
+            "breach", None, f"board {', '.join(bad)}, expected {m.cells_per_board} per board"
+        )
     if m.cells_in_series is not None and m.cells_complete:
         total = len(m.cells())
         if total != m.cells_in_series:
@@ -174,12 +180,32 @@ def check_cell_count(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
     return Verdict("ok")
 
 
+def check_cell_plausible(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
+    """A cell outside the plausible window `min`..`max` (or a cell front-end fault)."""
+    del row, p  # the window is applied by measure() (it also makes the board unknown)
+    bad = [b.board for b in m.answering_boards if b.cell_fault]
+    if not bad:
+        return Verdict("ok")
+    lo, hi = m.cell_window_v
+    parts = []
+    for b in m.answering_boards:
+        if not b.cell_fault:
+            continue
+        odd = [
+            f"cell {i} {v:.3f} V"
+            for i, v in enumerate(b.cell_voltages_v, start=1)
+            if not (math.isfinite(v) and lo <= v <= hi)
+        ]
+        parts.append(f"board {b.board}: " + (", ".join(odd) or "cell measurement fault"))
+    return Verdict("breach", float(len(bad)), "; ".join(parts))
+
+
 def check_current_sensor(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
     """Current missing or stale, or the sensor reference outside its plausible window."""
     del row
     if m.current_a is None:
         if not m.current_ever and (not m.controller or m.grace):
-            return _absent(m, "current data")
+            return _absent(m, "current data", frozenset())
         return Verdict("breach", None, "current missing or stale")
     lo, hi, vref = p.threshold, p.tolerant, m.vref_v
     if vref is not None and lo is not None and hi is not None and not lo <= vref <= hi:
@@ -191,27 +217,25 @@ def check_board_temperature(m: Measurements, row: ProtectionRow, p: Params) -> V
     """Hottest Logic board against its maximum."""
     temps = [b.board_temperature_c for b in m.fresh_boards]
     if any(t is None for t in temps):
-        return Verdict("unknown", None, "board temperature missing")
-    return _limit(m, row, p, [t for t in temps if t is not None], "max")
+        return Verdict("unknown", None, "board temperature missing")  # no diagnosis: a breach
+    known = _limit(row, p, [t for t in temps if t is not None], "max")
+    return _judge(m, known, m.cell_causes, "board temperature")
 
 
 def check_humidity(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
-    """Enclosure humidity against its maximum."""
+    """Enclosure humidity against its maximum (no diagnosis: unknown counts as a breach)."""
     if m.humidity_pct is None:
         if not m.humidity_ever:
-            return _absent(m, "humidity data")
+            return _absent(m, "humidity data", frozenset())
         return Verdict("unknown", None, "humidity missing or stale")
     return _above(m.humidity_pct, p, row.unit)
 
 
 def check_cell_spread(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
-    """Max - min cell voltage against its maximum."""
-    if (v := _stale(m)) is not None:
-        return v
+    """Max - min of the known cell voltages against its maximum."""
     cells = m.cells()
-    if not cells:
-        return Verdict("unknown", None, "no readings")
-    return _above(max(cells) - min(cells), p, row.unit)
+    known = _above(max(cells) - min(cells), p, row.unit) if cells else None
+    return _judge(m, known, m.cell_causes, "cell data")
 
 
 def check_contactor_feedback(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
@@ -269,16 +293,26 @@ CHECKS: dict[Check, Callable[[Measurements, ProtectionRow, Params], Verdict]] = 
     "contactor_feedback": check_contactor_feedback,
     "charger_fault": check_charger_fault,
     "fault_report": check_fault_report,
+    "cell_plausible": check_cell_plausible,
 }
 
 # Rows whose check applies the set delay itself (the debouncer then sets at once).
 SELF_TIMED = frozenset({"logic_offline"})
 
 
+def _root_cause(v: Verdict, params: dict[str, Params]) -> Verdict:
+    """Unknown data holds the protection only while every diagnosis that owns it is on."""
+    if v.state != "unknown":
+        return v
+    if v.causes and all(params[c].enable for c in v.causes):
+        return v
+    return replace(v, state="breach")
+
+
 def detect(m: Measurements, params: dict[str, Params]) -> dict[str, Verdict]:
-    """Return the verdict of every enabled protection."""
+    """Return the verdict of every enabled protection (see the module doc for `unknown`)."""
     return {
-        row.name: CHECKS[row.check](m, row, params[row.name])
+        row.name: _root_cause(CHECKS[row.check](m, row, params[row.name]), params)
         for row in PROTECTIONS
         if params[row.name].enable
     }

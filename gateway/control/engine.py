@@ -131,6 +131,15 @@ class Engine:
         )
         self.ramp = LimitRamp(config.limits.ramp_a_per_s)
         self.limit_params = self._limit_params()
+        # Plausibility windows: a value outside is unknown for control (even while the
+        # diagnosis itself is disabled: it then counts as a breach where it is needed).
+        self._windows: dict[str, tuple[float, float]] = {}
+        for name in ("cell_voltage_implausible", "temperature_sensor_fault"):
+            w = self.settings.protections[name]
+            self._windows[name] = (
+                -math.inf if w.threshold is None else w.threshold,
+                math.inf if w.tolerant is None else w.tolerant,
+            )
         self.first_valid_scan = False
         self.go_safe_requests: set[str] = set()
         self.vref_v: float | None = None
@@ -324,6 +333,8 @@ class Engine:
             vref_v=self.vref_v,
             startup_grace_s=e.startup_grace_s,
             faults=self.faults,
+            cell_window_v=self._windows["cell_voltage_implausible"],
+            temperature_window_c=self._windows["temperature_sensor_fault"],
         )
 
     def _debounce(self, now_s: float, verdicts: dict[str, Verdict]) -> list[Notice]:
@@ -412,9 +423,10 @@ class Engine:
         critical = [n for n in active if BY_NAME[n].severity == "critical"]
 
         # data validity: nothing closes on stale or missing data
-        stale: list[str] = [f"stale_board_{b}" for b in m.stale_boards]
+        stale: list[str] = [
+            b.reason for b in m.boards if not b.fresh and (self.controller or b.scanned)
+        ]
         if self.controller:
-            stale += [f"no_data_board_{b.board}" for b in m.boards if not b.scanned]
             if m.current_a is None:
                 stale.append("stale_current")
             stale += [f"stale_input_{s}" for s, v in m.inputs.items() if v is None]

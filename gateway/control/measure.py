@@ -1,11 +1,14 @@
 """One snapshot of what the engine knows, with the freshness of every part made explicit.
 
 `measure()` is pure: state + config + clock time in, `Measurements` out. A board whose last
-good scan is older than `engine.cell_timeout_s` (or that is marked offline, or whose scan
-flags a cell-measurement fault or carries a non-finite cell voltage) is not fresh; its cells
-are unknown. Current, humidity and inputs each have their own freshness (humidity
-uses the analog timeout `engine.current_timeout_s`, timed from its own readings); a
-non-finite value counts as missing.
+good scan is older than `engine.cell_timeout_s` (or that is marked offline), that reports
+another cell count than configured, or whose scan flags a cell-measurement fault or carries
+a cell outside the plausible window (non-finite, 0 V, full scale) is not fresh: its cells
+and temperatures are unknown, and `BoardView.cause` names the root-cause error that owns
+the reason. A temperature outside the sensor window is unknown too. Current, humidity and
+inputs each have their own freshness (humidity uses the analog timeout
+`engine.current_timeout_s`, timed from its own readings); a non-finite value counts as
+missing.
 """
 
 from __future__ import annotations
@@ -30,17 +33,46 @@ ERROR_POINT_PREFIX = "error."
 CHARGER_CONNECTED_POINT = "charger.connected"
 
 
+# Root causes: the diagnosis error that owns each reason data can be unknown.
+LOGIC_OFFLINE = "logic_offline"
+CELL_IMPLAUSIBLE = "cell_voltage_implausible"
+CELL_COUNT = "cell_count_mismatch"
+SENSOR_FAULT = "temperature_sensor_fault"
+CURRENT_FAULT = "current_sensor_fault"
+
+
 @dataclass(frozen=True, slots=True)
 class BoardView:
     """One Logic board as the engine sees it."""
 
     board: int
-    fresh: bool
+    fresh: bool  # answering, and its cell data can be trusted
     scanned: bool  # at least one good scan since start
     silent_s: float  # seconds since the last good scan (or since the engine started)
     cell_voltages_v: tuple[float, ...]
     temperatures_c: tuple[float | None, ...]
     board_temperature_c: float | None
+    answering: bool = True  # online, last good scan within engine.cell_timeout_s
+    count_ok: bool = True  # reports logic.cells_per_board cells
+    cell_fault: bool = False  # a cell-measurement fault flag, or a cell outside the window
+
+    @property
+    def cause(self) -> str | None:
+        """Why this board's cells are unknown (the root-cause error), None when fresh."""
+        if self.fresh:
+            return None
+        if not self.answering:
+            return LOGIC_OFFLINE
+        return CELL_COUNT if not self.count_ok else CELL_IMPLAUSIBLE
+
+    @property
+    def reason(self) -> str:
+        """The relay reason naming this board when its cells are unknown."""
+        if not self.answering:
+            return f"stale_board_{self.board}" if self.scanned else f"no_data_board_{self.board}"
+        if not self.count_ok:
+            return f"cell_count_board_{self.board}"
+        return f"implausible_cells_board_{self.board}"
 
 
 @dataclass(frozen=True)
@@ -64,16 +96,43 @@ class Measurements:
     points: dict[str, float | int | bool | str] = field(default_factory=dict)
     overrides: frozenset[str] = frozenset()  # signals forced by an `override.<signal>` point
     faults: dict[str, str] = field(default_factory=dict)  # error -> reason (drivers, disk)
+    cell_window_v: tuple[float, float] = (-math.inf, math.inf)  # plausible cell voltage
+    temperature_window_c: tuple[float, float] = (-math.inf, math.inf)  # plausible sensor
 
     @cached_property
     def fresh_boards(self) -> list[BoardView]:
-        """Boards whose readings are current."""
+        """Boards whose readings are current and trusted."""
         return [b for b in self.boards if b.fresh]
+
+    @cached_property
+    def answering_boards(self) -> list[BoardView]:
+        """Boards whose link works (their diagnoses can be judged)."""
+        return [b for b in self.boards if b.answering]
 
     @cached_property
     def stale_boards(self) -> list[int]:
         """Numbers of the boards whose readings are not current (bridge: scanned ones only)."""
         return [b.board for b in self.boards if not b.fresh and (self.controller or b.scanned)]
+
+    @property
+    def waiting(self) -> bool:
+        """Within the start-up grace and some board has not answered yet."""
+        return self.grace and any(not b.scanned for b in self.boards)
+
+    @cached_property
+    def cell_causes(self) -> frozenset[str]:
+        """Root causes of unknown cell data (empty: every cell known, or still waiting)."""
+        return frozenset(
+            c
+            for b in self.boards
+            if (c := b.cause) is not None and (b.scanned or (self.controller and not self.grace))
+        )
+
+    @cached_property
+    def temperature_causes(self) -> frozenset[str]:
+        """Root causes of unknown cell temperatures."""
+        own = any(t is None for t in self._temperatures)
+        return self.cell_causes | ({SENSOR_FAULT} if own else frozenset())
 
     @property
     def cells_complete(self) -> bool:
@@ -85,7 +144,7 @@ class Measurements:
         return self._cells
 
     def temperatures(self) -> list[float | None]:
-        """Every cell temperature of the fresh boards (None = sensor fault)."""
+        """Every cell temperature of the fresh boards (None = missing, shorted, implausible)."""
         return self._temperatures
 
     @cached_property
@@ -94,7 +153,14 @@ class Measurements:
 
     @cached_property
     def _temperatures(self) -> list[float | None]:
-        return [t for b in self.fresh_boards for t in b.temperatures_c]
+        lo, hi = self.temperature_window_c
+        out: list[float | None] = []
+        for b in self.fresh_boards:
+            temps = list(b.temperatures_c) + [None] * (
+                self.sensors_per_board - len(b.temperatures_c)
+            )
+            out += [t if t is not None and lo <= t <= hi else None for t in temps]
+        return out
 
     def signal(self, name: str) -> bool | None:
         """An input signal: True/False, None when stale, False when not assigned."""
@@ -117,15 +183,17 @@ def override_value(value: object) -> bool | None:
     return None
 
 
-def _valid_scan(b: BoardState) -> bool:
-    """A scan whose cell values can be trusted: finite, no cell-measurement fault flagged.
+def cell_fault(b: BoardState, window_v: tuple[float, float]) -> bool:
+    """A scan whose cell values cannot all be trusted.
 
-    A board whose front end reports a fault keeps serving its last converted values, and a
-    non-finite value compares False against every limit: either is unknown, never "fine".
+    A board whose front end reports a fault keeps serving its last converted values, a
+    non-finite value compares False against every limit, and a value outside the plausible
+    window (0 V, full scale) is no cell: each is unknown for control, never "fine".
     """
     if b.status_bits & STATUS_CELL_MEASUREMENT_FAULT:
-        return False
-    return all(math.isfinite(v) for v in b.cell_voltages_v)
+        return True
+    lo, hi = window_v
+    return not all(math.isfinite(v) and lo <= v <= hi for v in b.cell_voltages_v)
 
 
 def measure(
@@ -146,6 +214,8 @@ def measure(
     vref_v: float | None = None,
     startup_grace_s: float = 0.0,
     faults: dict[str, str] | None = None,
+    cell_window_v: tuple[float, float] = (-math.inf, math.inf),
+    temperature_window_c: tuple[float, float] = (-math.inf, math.inf),
 ) -> Measurements:
     """Build the snapshot of one cycle."""
     views = []
@@ -153,22 +223,23 @@ def measure(
         b = state.boards.get(n)
         updated = None if b is None else b.updated_s
         silent = now_s - (updated if updated is not None else started_s)
-        fresh = (
-            b is not None
-            and b.online
-            and updated is not None
-            and now_s - updated <= cell_timeout_s
-            and _valid_scan(b)
+        answering = (
+            b is not None and b.online and updated is not None and now_s - updated <= cell_timeout_s
         )
+        count_ok = b is not None and len(b.cell_voltages_v) == cells_per_board
+        faulty = b is not None and cell_fault(b, cell_window_v)
         views.append(
             BoardView(
                 board=n,
-                fresh=fresh,
+                fresh=answering and count_ok and not faulty,
                 scanned=updated is not None,
                 silent_s=max(0.0, silent),
                 cell_voltages_v=() if b is None else b.cell_voltages_v,
                 temperatures_c=() if b is None else b.temperatures_c,
                 board_temperature_c=None if b is None else b.board_temperature_c,
+                answering=answering,
+                count_ok=count_ok,
+                cell_fault=faulty,
             )
         )
     cur_t = state.current_updated_s
@@ -223,4 +294,6 @@ def measure(
         points=dict(state.points),
         overrides=frozenset(overridden),
         faults=dict(faults or {}),
+        cell_window_v=cell_window_v,
+        temperature_window_c=temperature_window_c,
     )

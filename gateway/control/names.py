@@ -1,8 +1,9 @@
 """Public names of errors and signals (MQTT, HA, Prometheus and scenarios use them).
 
 Fixed by issue 3; `charger_fault` was added for issue 4,
-`relay_driver_fault` and `state_persistence_fault` for issue 9. New names are appended only: the
-Modbus server's error bitfield numbers the bits in this order.
+`relay_driver_fault` and `state_persistence_fault` for issue 9, `cell_voltage_implausible`
+for issue 10. New names are appended only: the Modbus server's error bitfield numbers the
+bits in this order.
 
 The protection table in `gateway/control` must have exactly one row per error name; a test
 checks that, and that `docs/protections.md` documents each one.
@@ -31,6 +32,7 @@ ERROR_NAMES: tuple[str, ...] = (
     "charger_fault",
     "relay_driver_fault",
     "state_persistence_fault",
+    "cell_voltage_implausible",
 )
 
 SIGNAL_NAMES: tuple[str, ...] = (

@@ -157,7 +157,7 @@ class ProtectionsSection(Section):
     high_temperature_discharge: MaxProtection = _max()
     battery_cover: FlagProtection = _flag()
     logic_offline: FlagProtection = _flag()
-    temperature_sensor_fault: FlagProtection = _flag()
+    temperature_sensor_fault: RangeProtection = Field(default_factory=RangeProtection)
     cell_count_mismatch: FlagProtection = _flag()
     current_sensor_fault: RangeProtection = Field(default_factory=RangeProtection)
     logic_high_temperature: MaxProtection = _max()
@@ -167,6 +167,7 @@ class ProtectionsSection(Section):
     charger_fault: FlagProtection = _flag()
     relay_driver_fault: FlagProtection = _flag()
     state_persistence_fault: FlagProtection = _flag()
+    cell_voltage_implausible: RangeProtection = Field(default_factory=RangeProtection)
 
     def row(self, name: str) -> FlagProtection:
         """Return the overrides of one error name."""
@@ -485,7 +486,8 @@ def resolve_protection(chemistry: str, name: str, s: FlagProtection) -> Params:
     s_max: float | None = getattr(s, "max", None)
     s_tol: float | None = getattr(s, "tolerant", None)
     if row.limit == "range":
-        # current_sensor_fault: `min`..`max` is the plausible window (threshold..tolerant).
+        # a plausibility window `min`..`max` (threshold..tolerant): current_sensor_fault
+        # (Vref), temperature_sensor_fault (°C), cell_voltage_implausible (V)
         lo = d.threshold if s_min is None else s_min
         hi = d.tolerant if s_max is None else s_max
         if lo is not None and hi is not None and lo > hi:

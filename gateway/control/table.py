@@ -29,6 +29,7 @@ Check = Literal[
     "contactor_feedback",
     "charger_fault",
     "fault_report",
+    "cell_plausible",
 ]
 Limit = Literal["max", "min", "none", "range"]
 Severity = Literal["critical", "normal", "warn"]
@@ -148,9 +149,10 @@ PROTECTIONS: tuple[ProtectionRow, ...] = (
         lfp=_p(None, None, 3000, 1.0), nmc=_p(None, None, 3000, 1.0),
     ),
     ProtectionRow(
-        "temperature_sensor_fault", "sensor_fault", "none", "critical", "all", "",
-        "A cell temperature sensor is missing, shorted or implausible (outside -50..150 °C).",
-        lfp=_p(None, None, 2000, 5.0), nmc=_p(None, None, 2000, 5.0),
+        "temperature_sensor_fault", "sensor_fault", "range", "critical", "all", "°C",
+        "A cell temperature sensor is missing, shorted or reads outside the plausible window "
+        "`min`..`max` (such a reading is unknown for control: heater, cooler, limits).",
+        lfp=_p(-50.0, 150.0, 2000, 5.0), nmc=_p(-50.0, 150.0, 2000, 5.0),
     ),
     ProtectionRow(
         "cell_count_mismatch", "cell_count", "none", "critical", "all", "",
@@ -205,6 +207,12 @@ PROTECTIONS: tuple[ProtectionRow, ...] = (
         "(relays stay open until it is), or the state file was unreadable at start "
         "(latched until acknowledged).",
         lfp=_p(None, None, 0, 1.0), nmc=_p(None, None, 0, 1.0),
+    ),
+    ProtectionRow(
+        "cell_voltage_implausible", "cell_plausible", "range", "critical", "all", "V",
+        "A cell reads outside the plausible window `min`..`max` (or not a number, or its board "
+        "flags a cell-measurement fault): that cell is unmonitored.",
+        lfp=_p(0.5, 5.0, 1000, 5.0), nmc=_p(0.5, 5.0, 1000, 5.0),
     ),
 )  # fmt: skip
 

@@ -94,6 +94,9 @@ class GatewayState:
     point_updated_s: dict[str, float] = field(default_factory=dict)  # point -> clock time
     control: ControlState = field(default_factory=ControlState)
     energy: EnergyTotals | None = None  # gateway.control.energy; None until it runs
+    _readings_cache: tuple[object, _Readings] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def online_boards(self) -> list[BoardState]:
         """Return the boards that are online, in board order."""
@@ -104,43 +107,83 @@ class GatewayState:
         """Count the online boards."""
         return sum(1 for b in self.boards.values() if b.online)
 
+    def _readings(self) -> _Readings:
+        """The online boards' readings and their extremes, computed once per scan.
+
+        Scans store new value tuples, so the cache is keyed by the boards' tuples (compared
+        by identity first); boards holding anything but tuples are never cached.
+        """
+        boards = sorted(self.boards.items())
+        key = tuple((n, b.online, b.cell_voltages_v, b.temperatures_c) for n, b in boards)
+        cached = self._readings_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        online = [b for _, b in boards if b.online]
+        readings = _Readings.of(
+            [v for b in online for v in b.cell_voltages_v],
+            [t for b in online for t in b.temperatures_c if t is not None],
+        )
+        if all(type(b.cell_voltages_v) is type(b.temperatures_c) is tuple for b in online):
+            self._readings_cache = (key, readings)
+        return readings
+
     def cell_voltages_v(self) -> list[float]:
         """Return every cell voltage of the online boards, board by board."""
-        return [v for b in self.online_boards() for v in b.cell_voltages_v]
+        return list(self._readings().cells_v)
 
     def temperatures_c(self) -> list[float]:
         """Return every valid cell temperature of the online boards."""
-        return [t for b in self.online_boards() for t in b.temperatures_c if t is not None]
+        return list(self._readings().temperatures_c)
 
     @property
     def pack_voltage_v(self) -> float | None:
         """Sum of the online boards' cells (None when no board is online)."""
-        cells = self.cell_voltages_v()
-        return round(sum(cells), 4) if cells else None
+        return self._readings().pack_v
 
     @property
     def cell_voltage_min_v(self) -> float | None:
         """Lowest cell voltage, or None."""
-        cells = self.cell_voltages_v()
-        return min(cells) if cells else None
+        return self._readings().cell_min_v
 
     @property
     def cell_voltage_max_v(self) -> float | None:
         """Highest cell voltage, or None."""
-        cells = self.cell_voltages_v()
-        return max(cells) if cells else None
+        return self._readings().cell_max_v
 
     @property
     def temperature_min_c(self) -> float | None:
         """Coldest valid cell temperature, or None."""
-        temps = self.temperatures_c()
-        return min(temps) if temps else None
+        return self._readings().temperature_min_c
 
     @property
     def temperature_max_c(self) -> float | None:
         """Hottest valid cell temperature, or None."""
-        temps = self.temperatures_c()
-        return max(temps) if temps else None
+        return self._readings().temperature_max_c
+
+
+@dataclass(frozen=True, slots=True)
+class _Readings:
+    """The online boards' cell voltages and valid temperatures, with their extremes."""
+
+    cells_v: list[float]
+    temperatures_c: list[float]
+    pack_v: float | None
+    cell_min_v: float | None
+    cell_max_v: float | None
+    temperature_min_c: float | None
+    temperature_max_c: float | None
+
+    @classmethod
+    def of(cls, cells: list[float], temps: list[float]) -> _Readings:
+        return cls(
+            cells,
+            temps,
+            round(sum(cells), 4) if cells else None,
+            min(cells) if cells else None,
+            max(cells) if cells else None,
+            min(temps) if temps else None,
+            max(temps) if temps else None,
+        )
 
 
 class StateStore:

@@ -61,7 +61,11 @@ class OutputDriver(Protocol):
 
 @runtime_checkable
 class InputDriver(Protocol):
-    """Reads dry-contact inputs 1-4."""
+    """Reads dry-contact inputs 1-4.
+
+    A driver whose readings stand for nothing (the `sim` inputs without a simulator) has a
+    true attribute `placeholder`; the board I/O adapter then publishes no inputs.
+    """
 
     def read_inputs(self) -> tuple[bool, ...]:
         """Return (closed?) for inputs 1-4."""

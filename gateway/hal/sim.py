@@ -79,6 +79,11 @@ class SimInputs:
         self.pack = pack
         self.closed: list[bool] = [False] * INPUT_COUNT
 
+    @property
+    def placeholder(self) -> bool:
+        """True without a pack model: the contacts would be made up (not published)."""
+        return self.pack is None
+
     def read_inputs(self) -> tuple[bool, ...]:
         """Return the contacts."""
         src = getattr(self.pack, "inputs_closed", None)

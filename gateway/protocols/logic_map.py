@@ -119,11 +119,17 @@ def decode_input_registers(
 ) -> LogicBoardReading:
     """Decode a board's input-register block read from address 0.
 
+    The cells are decoded as the board reports them: a count other than `expected_cells` is
+    not a frame error but data (the engine raises `cell_count_mismatch` on it), as long as
+    the registers read cover it.
+
     Raises:
         FrameTruncatedError: fewer registers than the board's counts need.
         FrameRangeError: a register outside 0..65535, a wrong device id, counts above the
-            maximum or differing from `expected_*`, or a cell voltage above 6 V.
+            maximum, a sensor count differing from `expected_sensors`, or a cell voltage
+            above 6 V.
     """
+    del expected_cells  # reported, not enforced (see above)
     if len(regs) < REG_CELL_VOLTAGES:
         raise FrameTruncatedError(f"{len(regs)} registers, header needs {REG_CELL_VOLTAGES}")
     for i, r in enumerate(regs):
@@ -134,8 +140,6 @@ def decode_input_registers(
     cells, sensors = regs[REG_CELL_COUNT], regs[REG_SENSOR_COUNT]
     if cells > MAX_CELLS or sensors > MAX_SENSORS:
         raise FrameRangeError(f"board reports {cells} cells / {sensors} sensors")
-    if cells != expected_cells:
-        raise FrameRangeError(f"board reports {cells} cells, configured {expected_cells}")
     if sensors != expected_sensors:
         raise FrameRangeError(f"board reports {sensors} sensors, configured {expected_sensors}")
     need = registers_to_read(cells, sensors)

@@ -37,10 +37,10 @@ from gateway.publishers.outbox import OUTBOX_FILE, Dropped, OutboxWorker
 from gateway.publishers.payloads import (
     AVAILABILITY_OFFLINE,
     AVAILABILITY_ONLINE,
+    StatePayload,
     Topics,
     encode,
     isotime,
-    state_message,
 )
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,12 @@ class FatalMqttError(Exception):
 def _explain(err: BaseException) -> str:
     """One failure in words, with what to check for the usual ones."""
     text = str(err) or type(err).__name__
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return f"{text} (the broker's certificate is not trusted: check mqtt.tls.ca_file)"
-    if isinstance(err, ssl.SSLError):
+    if isinstance(err, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"{text} (the broker's certificate is not trusted or not for this host name: "
+            "check mqtt.tls.ca_file and the host in mqtt.host/mqtt.brokers)"
+        )
+    if isinstance(err, ssl.SSLError) or "[SSL" in text:
         return f"{text} (TLS failed: check mqtt.tls and that the port speaks TLS)"
     if "Not authorized" in text or "Bad user name or password" in text:
         return f"{text} (check mqtt.username and mqtt.password)"
@@ -108,6 +111,7 @@ class MqttPublisher:
         self._ctx = ctx
         self._cfg = ctx.config.mqtt
         self._clock = ctx.clock
+        self._state_payload = StatePayload(ctx.config)  # boards encoded once per scan
         self.topics = Topics.from_config(ctx.config)
         self.boot_id = uuid.uuid4().hex  # this process's run; on every event (`boot_id`)
         self._outbox_ready = asyncio.Event()
@@ -412,9 +416,7 @@ class MqttPublisher:
                 await self._clock.sleep_until(self._last_state_s + interval_s)
             self._last_state_s = self._clock.now()
             try:
-                payload = encode(
-                    state_message(self._ctx.store.state, self._clock, self._ctx.config)
-                )
+                payload = self._state_payload.encode(self._ctx.store.state, self._clock)
             except (ValueError, TypeError):
                 self._failures.labels(topic="state").inc()
                 log.exception("MQTT state message could not be encoded; skipped")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +43,7 @@ def isotime(when: datetime) -> str:
 
 _num = rounded  # None (unknown) and non-finite values become null
 
-__all__ = ["Topics", "encode", "event_message", "isotime", "state_message"]
+__all__ = ["StatePayload", "Topics", "encode", "event_message", "isotime", "state_message"]
 
 
 def _mask_cells(mask: int) -> list[int]:
@@ -80,6 +82,14 @@ def _point(value: float | int | bool | str) -> float | int | bool | str | None:
 
 def state_message(state: GatewayState, clock: Clock, config: GatewayConfig) -> dict[str, Any]:
     """Build the `state` message (see docs/mqtt.md for every key)."""
+    cells, sensors = config.logic.cells_per_board, config.logic.sensors
+    boards = [_board(b, cells, sensors) for _, b in sorted(state.boards.items())]
+    return _state_message(state, clock, config, boards)
+
+
+def _state_message(
+    state: GatewayState, clock: Clock, config: GatewayConfig, boards: Any
+) -> dict[str, Any]:
     control = state.control
     values: dict[str, Any] = {"timestamp": isotime(clock.wall()), "mode": config.gateway.mode}
     groups: dict[str, dict[str, Any]] = {}
@@ -89,10 +99,7 @@ def state_message(state: GatewayState, clock: Clock, config: GatewayConfig) -> d
     return {
         **values,
         "boards_online": state.boards_online,
-        "boards": [
-            _board(b, config.logic.cells_per_board, config.logic.sensors)
-            for _, b in sorted(state.boards.items())
-        ],
+        "boards": boards,
         "errors": list(control.errors_active),
         "signals": dict(control.signals),
         "relays": [
@@ -126,6 +133,65 @@ def state_message(state: GatewayState, clock: Clock, config: GatewayConfig) -> d
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _EncodedBoard:
+    """One board's JSON and the readings it was made from (compared by identity)."""
+
+    online: bool
+    cell_voltages_v: tuple[float, ...]
+    temperatures_c: tuple[float | None, ...]
+    board_temperature_c: float | None
+    balancing_mask: int
+    json: str
+
+    def fresh(self, b: BoardState) -> bool:
+        return (
+            self.online is b.online
+            and self.cell_voltages_v is b.cell_voltages_v
+            and self.temperatures_c is b.temperatures_c
+            and self.board_temperature_c == b.board_temperature_c
+            and self.balancing_mask == b.balancing_mask
+        )
+
+
+class StatePayload:
+    """Encodes `state` messages, each board's part once per scan rather than once per publish.
+
+    `encode(state, clock)` returns exactly `encode(state_message(state, clock, config))`.
+    A board's JSON is kept until its readings change: a scan stores new value tuples in the
+    `BoardState` (from its `BoardScanned`), which the cache compares by identity.
+    """
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        self._boards: dict[int, _EncodedBoard] = {}
+        # Stands for the boards array while the rest is encoded; cannot occur in real data.
+        self._slot = f"\x00boards-{uuid.uuid4().hex}"
+        self._slot_json = json.dumps(self._slot)
+
+    def _board_json(self, b: BoardState) -> str:
+        cached = self._boards.get(b.board)
+        if cached is not None and cached.fresh(b):
+            return cached.json
+        logic = self._config.logic
+        text = _dumps(_board(b, logic.cells_per_board, logic.sensors))
+        self._boards[b.board] = _EncodedBoard(
+            b.online,
+            b.cell_voltages_v,
+            b.temperatures_c,
+            b.board_temperature_c,
+            b.balancing_mask,
+            text,
+        )
+        return text
+
+    def encode(self, state: GatewayState, clock: Clock) -> bytes:
+        """The `state` message as bytes (strict JSON; raises `ValueError` like `encode`)."""
+        boards = ",".join(self._board_json(b) for _, b in sorted(state.boards.items()))
+        rest = _dumps(_state_message(state, clock, self._config, self._slot))
+        return rest.replace(self._slot_json, f"[{boards}]", 1).encode()
+
+
 def event_message(notice: Notice, seq: int, clock: Clock) -> dict[str, Any]:
     """Build one `events` message: the notice's body plus `seq` and `timestamp`."""
     body = dict(notice.payload())
@@ -140,4 +206,8 @@ def encode(message: dict[str, Any]) -> bytes:
     Raises:
         ValueError: the message holds NaN/Infinity or something JSON cannot represent.
     """
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _dumps(message).encode()
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

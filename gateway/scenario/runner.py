@@ -218,8 +218,9 @@ def _pack(s: Scenario) -> PackModel:
     b, cfg = s.battery, s.config
     return PackModel(
         boards=len(cfg.logic.addresses),
-        cells_per_board=cfg.logic.cells_per_board,
-        sensors_per_board=cfg.logic.sensors,
+        # `battery:` describes the pack; a `config:` that differs is a misconfigured gateway
+        cells_per_board=b.get("cells_per_board", cfg.logic.cells_per_board),
+        sensors_per_board=b.get("sensors_per_board", cfg.logic.sensors),
         chemistry=cfg.pack.chemistry,
         capacity_ah=cfg.pack.capacity_ah,
         soc=b.get("soc", 0.6),

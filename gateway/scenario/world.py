@@ -1,66 +1,101 @@
 """The world a scenario runs in: config, virtual clock, simulated pack, Logic loopback, engine.
 
-The Logic boards are reached through the real register codec over an in-memory transport:
-`pack.input_registers(board)` -> `logic_map.decode_input_registers` -> `BoardScanned`, and
-balancing masks go back as holding registers (`encode_balancing_mask` ->
-`decode_balancing_mask` -> `pack.write_balancing`). Current, humidity and the dry contacts
-are published from the model each poll, as the board I/O adapter does.
+The Logic boards are polled by the real `LogicAdapter` over an in-memory link
+(`gateway.sim.memory_link`): `pack.input_registers(board)` -> the adapter's read and
+`logic_map.decode_input_registers` -> `BoardScanned`, and balancing masks go back through the
+adapter's holding-register writes to `pack.write_balancing`. Current, humidity and the dry
+contacts are published from the model each poll, as the board I/O adapter does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from gateway.adapters.logic import BoardTimeoutError, BoardTracker
+from gateway.adapters.logic import BoardTracker, LogicAdapter
 from gateway.app import build_context
 from gateway.config import GatewayConfig
 from gateway.control.component import EngineComponent
-from gateway.core.clock import VirtualClock
+from gateway.core.clock import Clock, VirtualClock
 from gateway.core.context import Component, GatewayContext
-from gateway.core.errors import FrameError
 from gateway.core.events import InputsRead, PackMeasured
 from gateway.core.supervise import cancel_and_wait
 from gateway.hal.drivers import sim_drivers
-from gateway.protocols import logic_map
+from gateway.sim.memory_link import MemoryLogicClient
 from gateway.sim.pack import PackModel
+
+
+class _PollClock:
+    """The gateway clock as the Logic adapter sees it: reading `at_s` while a poll runs, so
+    what it publishes is stamped with the poll instant the harness names."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.at_s: float | None = None
+
+    def now(self) -> float:
+        return self._clock.now() if self.at_s is None else self.at_s
+
+    def wall(self, monotonic_s: float | None = None) -> datetime:
+        return self._clock.wall(monotonic_s)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+
+    async def sleep_until(self, deadline_s: float) -> None:
+        await self._clock.sleep_until(deadline_s)
+
+
+def run_now(step: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that never waits (the in-memory link answers at once) to its end."""
+    try:
+        step.send(None)
+    except StopIteration:
+        return
+    step.close()
+    raise RuntimeError("the in-memory Logic link waited: it must answer at once")
 
 
 @dataclass
 class LogicLoopback:
-    """Polls the simulated boards through the register codec, like the Logic adapter.
+    """The real `LogicAdapter` polling the simulated boards over an in-memory link.
 
-    Each poll result goes to the adapter's own `BoardTracker`, so online/offline verdicts,
-    notices and `poll_errors` are the adapter's.
+    Poll, decode, online/offline verdicts, notices, `poll_errors` and balancing writes are
+    the adapter's own code; only the link is `MemoryLogicClient` instead of a serial port.
+    Each poll also publishes what the board I/O adapter would (current, humidity, inputs).
     """
 
     ctx: GatewayContext
     pack: PackModel
-    written: dict[int, int] = field(default_factory=dict)
     current_missing: bool = False  # the current sensor stops reporting
     vref_v: float | None = None  # reported as PackMeasured.extra["vref_v"] when set
-    boards: BoardTracker = field(init=False)
+    client: MemoryLogicClient = field(init=False)
+    adapter: LogicAdapter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.boards = BoardTracker(self.ctx, self.ctx.config.logic.addresses)
+        self._clock = _PollClock(self.ctx.clock)
+        adapter_ctx = copy.copy(self.ctx)  # the same bus, store and metrics; its own clock view
+        adapter_ctx.clock = self._clock
+        self.client = MemoryLogicClient(self.pack)
+        self.adapter = LogicAdapter(adapter_ctx, self.client)
+
+    @property
+    def boards(self) -> BoardTracker:
+        """The adapter's board health bookkeeping."""
+        return self.adapter.boards
 
     def poll(self, now_s: float) -> None:
-        """Scan every board once and publish what a real poll would."""
-        cfg = self.ctx.config.logic
+        """Scan every board once through the adapter and publish what a real poll would."""
+        self._clock.at_s = now_s
+        try:
+            run_now(self.adapter.poll_cycle())
+        finally:
+            self._clock.at_s = None
         bus = self.ctx.bus
-        for n in cfg.addresses:
-            if n > self.pack.board_count or not self.pack.board(n).online:
-                self.boards.failed(n, BoardTimeoutError(f"board {n}: no reply"), now_s)
-                continue
-            try:
-                reading = logic_map.decode_input_registers(
-                    self.pack.input_registers(n), cfg.cells_per_board, cfg.sensors
-                )
-            except FrameError as err:
-                self.boards.failed(n, err, now_s)
-                continue
-            self.boards.succeeded(n, reading, now_s)
         bus.publish(
             PackMeasured(
                 at_s=now_s,
@@ -72,15 +107,8 @@ class LogicLoopback:
         bus.publish(InputsRead(at_s=now_s, closed=self.ctx.drivers.inputs.read_inputs()))
 
     def write_balancing(self) -> None:
-        """Write changed balancing masks to the boards (holding registers 0-1)."""
-        for n, mask in self.ctx.store.state.control.balancing.items():
-            if self.written.get(n) == mask or n > self.pack.board_count:
-                continue
-            if not self.pack.board(n).online:
-                continue
-            regs = logic_map.encode_balancing_mask(mask)
-            self.pack.write_balancing(n, logic_map.decode_balancing_mask(regs))
-            self.written[n] = mask
+        """Write changed balancing masks to the boards through the adapter."""
+        run_now(self.adapter.write_balancing())
 
 
 @dataclass
