@@ -245,14 +245,15 @@
     $("charterror").textContent = body.t.length ? "" : "no history yet in this range";
     const root = $("charts");
     if (typeof uPlot === "undefined") { $("charterror").textContent = "chart library missing"; return; }
+    CHARTS.forEach((c, i) => {  // every box first, so the grid has its final columns
+      if (root.children[i]) return;
+      const box = el("div", { class: "chart" });
+      box.appendChild(el("h3", { class: "small" }, c.title));
+      root.appendChild(box);
+    });
     CHARTS.forEach((c, i) => {
       const data = [body.t, ...c.series.map((n) => body.series[n])];
-      let box = root.children[i];
-      if (!box) {
-        box = el("div", { class: "chart" });
-        box.appendChild(el("h3", { class: "small" }, c.title));
-        root.appendChild(box);
-      }
+      const box = root.children[i];
       const width = Math.max(200, box.clientWidth - 4);
       if (charts[i]) { charts[i].setData(data); charts[i].setSize({ width, height: 160 }); return; }
       charts[i] = new uPlot({
@@ -261,7 +262,13 @@
         axes: [{ stroke: "#888" }, { stroke: "#888", size: 50 }],
       }, data, box);
     });
+    requestAnimationFrame(resizeCharts);  // once the grid has settled
   }
+  function resizeCharts() {
+    const root = $("charts");
+    charts.forEach((c, i) => c.setSize({ width: Math.max(200, root.children[i].clientWidth - 4), height: 160 }));
+  }
+  window.addEventListener("resize", resizeCharts);
   for (const b of $("ranges").querySelectorAll("button")) {
     b.onclick = () => {
       chartRange = Number(b.dataset.range);
