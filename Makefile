@@ -1,20 +1,36 @@
 # Two set-up commands: `make run` (the gateway on its embedded simulator) and `make test`.
+# `make run` installs the runtime only (seconds on a warm package cache); `make test` adds the
+# development tools (pytest, hypothesis, mypy, ruff) on top.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv venv-run clean
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' -e plugins/bms-gateway-jsonl
-	touch $(STAMP)
+$(BIN)/python:
+	@echo "creating the virtual environment in $(VENV)/ ..."
+	$(PYTHON) -m venv $(VENV)
+
+# Runtime only: the gateway and its libraries, no development tools.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	@echo "installing the gateway's runtime into $(VENV)/ (first run only) ..."
+	$(PIP) -e .
+	@touch $(RUN_STAMP)
+
+# Everything the tests need: the runtime, the dev tools and the bundled example plugin.
+$(STAMP): pyproject.toml plugins/bms-gateway-jsonl/pyproject.toml | $(BIN)/python
+	@echo "installing the gateway and its development tools into $(VENV)/ ..."
+	$(PIP) -e '.[dev]' -e plugins/bms-gateway-jsonl
+	@touch $(STAMP) $(RUN_STAMP)
+
+venv-run: $(RUN_STAMP)
 
 venv: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/bms-gateway run $(ARGS)
 
 test: $(STAMP)

@@ -11,14 +11,14 @@ from collections.abc import AsyncIterator
 
 from gateway.config import GatewayConfig
 from gateway.control import build_engine, energy
-from gateway.core import registry, sdnotify
+from gateway.core import registry, runlock, sdnotify
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
-from gateway.core.state import StateStore
+from gateway.core.state import GatewayState, StateStore
 from gateway.core.supervise import run_tasks
 from gateway.hal.drivers import build_drivers
-from gateway.publishers.web.summary import summary_fields
+from gateway.publishers.web.summary import blocking_reason
 from gateway.sim.pack import PackModel
 
 log = logging.getLogger("gateway")
@@ -60,31 +60,43 @@ def build_components(ctx: GatewayContext) -> list[Component]:
     return components
 
 
+def summary_line(config: GatewayConfig, s: GatewayState, published: int) -> str:
+    """The periodic summary: what a user watching the log needs, in words."""
+    vmin, vmax, pack = s.cell_voltage_min_v, s.cell_voltage_max_v, s.pack_voltage_v
+    ctl = s.control
+    parts = [
+        f"boards online {s.boards_online}/{len(s.boards)}",
+        f"pack {'-' if pack is None else f'{pack:.2f}'} V",
+        f"cell min {'-' if vmin is None else f'{vmin:.3f}'} V max "
+        f"{'-' if vmax is None else f'{vmax:.3f}'} V",
+    ]
+    if ctl.soc is not None:
+        parts.append(f"SOC {ctl.soc * 100:.0f} %")
+    parts.append(f"current {'-' if s.current_a is None else f'{s.current_a:.1f}'} A")
+    if "ccl_a" in ctl.limits and "dcl_a" in ctl.limits:
+        parts.append(f"CCL {ctl.limits['ccl_a']:.0f} A DCL {ctl.limits['dcl_a']:.0f} A")
+    if config.gateway.mode == "controller":
+        closed = [str(n) for n, sw in sorted(ctl.relays.items()) if sw.on]
+        parts.append(f"relays closed {','.join(closed) or 'none'}")
+        parts.append(f"blocking: {blocking_reason(s)}")
+    parts.append(f"errors {','.join(ctl.errors_active) or 'none'}")
+    parts.append(f"messages published {published}")
+    return ", ".join(parts)
+
+
 async def summary_loop(ctx: GatewayContext) -> None:
     """Log one line every `gateway.summary_interval_s`."""
     interval = ctx.config.gateway.summary_interval_s
     while True:
         await ctx.clock.sleep(interval)
         s = ctx.store.state
-        vmin, vmax, pack = s.cell_voltage_min_v, s.cell_voltage_max_v, s.pack_voltage_v
         published = sum(
             sample.value
             for metric in ctx.health.mqtt_publishes.collect()
             for sample in metric.samples
             if sample.name.endswith("_total")
         )
-        log.info(
-            "boards online %d/%d, pack %s V, %s, cell min %s V max %s V, errors %s, "
-            "messages published %d",
-            s.boards_online,
-            len(s.boards),
-            "-" if pack is None else f"{pack:.2f}",
-            summary_fields(s),
-            "-" if vmin is None else f"{vmin:.3f}",
-            "-" if vmax is None else f"{vmax:.3f}",
-            ",".join(s.control.errors_active) or "none",
-            int(published),
-        )
+        log.info("%s", summary_line(ctx.config, s, int(published)))
 
 
 @contextlib.asynccontextmanager
@@ -153,8 +165,14 @@ def main_run(config: GatewayConfig) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _stop)
-        with contextlib.suppress(asyncio.CancelledError):
-            await run_gateway(config)
+        with runlock.hold(config.gateway.state_dir) as locked:
+            if not locked:
+                log.warning(
+                    "another gateway may be running on %s (its lock is held)",
+                    config.gateway.state_dir,
+                )
+            with contextlib.suppress(asyncio.CancelledError):
+                await run_gateway(config)
         log.info("stopped")
 
     asyncio.run(_main())

@@ -36,7 +36,8 @@ from gateway.control.settings import (
     resolve,
 )
 from gateway.core.errors import ConfigError
-from gateway.core.section import Section, deep_merge, format_validation_error, load_yaml
+from gateway.core.section import Section, deep_merge, format_validation_error
+from gateway.core.yaml_source import read_yaml
 from gateway.hal.settings import (
     BoardIoSection,
     CurrentSensorSection,
@@ -51,6 +52,21 @@ from gateway.publishers.homeassistant_section import HomeAssistantSection
 from gateway.publishers.modbus_server_section import ModbusServerSection
 from gateway.publishers.mqtt_section import MqttTlsSection, parse_endpoint
 from gateway.publishers.web.section import WebSection
+
+
+def default_state_dir() -> Path:
+    """The state directory when the config names none (always absolute).
+
+    systemd's `StateDirectory=` (env `STATE_DIRECTORY`) wins; a service (env `INVOCATION_ID`)
+    or a container (env `container`) uses `/var/lib/bms-gateway`; an interactive user gets a
+    per-user directory, so `bms-gateway ack` finds the same state from any working directory.
+    """
+    if systemd := os.environ.get("STATE_DIRECTORY"):
+        return Path(systemd.split(":")[0])
+    if os.environ.get("INVOCATION_ID") or os.environ.get("container"):  # noqa: SIM112 (set by podman, nspawn)
+        return Path("/var/lib/bms-gateway")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return (Path(base) / "bms-gateway").absolute()
 
 
 class GatewaySection(Section):
@@ -68,7 +84,13 @@ class GatewaySection(Section):
         "INFO", description="Log level (`-v` on the command line forces DEBUG)."
     )
     state_dir: Path = Field(
-        Path("state"), description="Directory for persisted state (latched errors, SOC)."
+        default_factory=default_state_dir,
+        description="Directory for persisted state (latched errors, SOC, go-safe). A relative "
+        "path is taken relative to the config file's directory.",
+        json_schema_extra={
+            "default_doc": "`/var/lib/bms-gateway` under systemd or in a container, else "
+            "`$XDG_STATE_HOME/bms-gateway` (`~/.local/state/bms-gateway`)"
+        },
     )
     summary_interval_s: float = Field(10.0, gt=0, description="Period of the summary log line.")
 
@@ -145,7 +167,11 @@ class MqttSection(Section):
             try:
                 text = self.password_file.read_text(encoding="utf-8")
             except OSError as err:
-                raise ValueError(f"password_file: {err}") from err
+                raise ValueError(
+                    f"password_file: cannot read {self.password_file}: {err.strerror or err}"
+                ) from err
+            except UnicodeDecodeError:
+                raise ValueError(f"password_file: {self.password_file} is not UTF-8 text") from None
             self.password = SecretStr(text.splitlines()[0] if text else "")
         return self
 
@@ -186,6 +212,11 @@ class LogicSection(Section):
 
     @model_validator(mode="after")
     def _check_boards(self) -> LogicSection:
+        n = logic_map.MAX_BOARDS
+        if isinstance(self.boards, int) and not 1 <= self.boards <= n:
+            raise ValueError(f"boards: 1..{n} boards (the chain addresses at most {n})")
+        if isinstance(self.boards, list) and len(self.boards) > n:
+            raise ValueError(f"boards: at most {n} addresses")
         addrs = self.addresses
         if not addrs:
             raise ValueError("boards: at least one board")
@@ -305,18 +336,30 @@ def load_config(
     Raises:
         ConfigError: the file is unreadable or invalid; the message lists each bad key.
     """
-    data: dict[str, Any] = load_yaml(path) if path is not None else {}
+    source = read_yaml(path, "config file") if path is not None else None
+    data: dict[str, Any] = source.data if source is not None else {}
     if overrides:
         data = deep_merge(data, overrides)
     try:
         if env:
-            return GatewayConfig(**data)
-        saved = {k: v for k, v in os.environ.items() if k.upper().startswith("BMSGW_")}
-        for k in saved:
-            del os.environ[k]
-        try:
-            return GatewayConfig(**data)
-        finally:
-            os.environ.update(saved)
+            config = GatewayConfig(**data)
+        else:
+            saved = {k: v for k, v in os.environ.items() if k.upper().startswith("BMSGW_")}
+            for k in saved:
+                del os.environ[k]
+            try:
+                config = GatewayConfig(**data)
+            finally:
+                os.environ.update(saved)
     except ValidationError as err:
-        raise ConfigError("\n".join(format_validation_error(err))) from err
+        lines = format_validation_error(err, GatewayConfig, source)
+        raise ConfigError("\n".join(lines)) from None
+    except RecursionError:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}values nested too deeply") from None
+    state_dir = config.gateway.state_dir.expanduser()
+    if not state_dir.is_absolute():  # relative to the config file, not to the cwd
+        base = path.resolve().parent if path is not None else Path.cwd()
+        state_dir = base / state_dir
+    config.gateway.state_dir = state_dir
+    return config

@@ -49,6 +49,9 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: FieldInfo) -> str:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("default_doc"), str):
+        return str(extra["default_doc"])  # a default that depends on the machine
     if field.default_factory is not None:
         try:
             value = field.default_factory()  # type: ignore[call-arg]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,12 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.broker import MOSQUITTO, Broker
+
+# The default gateway.state_dir depends on the environment (systemd, container, per-user):
+# tests that do not set one get a private per-user directory for this run.
+for _var in ("STATE_DIRECTORY", "INVOCATION_ID", "container"):
+    os.environ.pop(_var, None)
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="bmsgw-test-state-")
 
 # No per-example deadline: the CI machine is shared and 2-core, and time is not what these
 # properties test. `derandomize` makes every CI run explore the same examples, so a run is

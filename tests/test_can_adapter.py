@@ -32,7 +32,9 @@ from gateway.core.state import BoardState, StateStore
 from gateway.hal.drivers import sim_drivers
 
 
-def make_ctx(channel: str, can_cfg: dict[str, Any], mode: str = "controller") -> GatewayContext:
+def make_ctx(
+    channel: str, can_cfg: dict[str, Any], mode: str = "controller", first_valid_scan: bool = True
+) -> GatewayContext:
     cfg = load_config(
         None,
         {
@@ -59,6 +61,7 @@ def make_ctx(channel: str, can_cfg: dict[str, Any], mode: str = "controller") ->
     s.control.limits = {"cvl_v": 112.0, "ccl_a": 50.0, "dcl_a": 100.0}
     s.control.signals = {"charge_allowed": True, "discharge_allowed": True}
     s.control.soc = 0.6
+    s.control.first_valid_scan = first_valid_scan
     return ctx
 
 
@@ -109,9 +112,10 @@ async def running(
     mode: str = "controller",
     bus_factory: Callable[[str], Callable[[], can.BusABC]] | None = None,
     wait_up: bool = True,
+    first_valid_scan: bool = True,
 ) -> AsyncIterator[Harness]:
     channel = f"test-{uuid.uuid4().hex}"
-    ctx = make_ctx(channel, can_cfg, mode)
+    ctx = make_ctx(channel, can_cfg, mode, first_valid_scan)
     notices = ctx.bus.subscribe("test", Notice, overflow=Overflow.NEVER_DROP)
     adapter = CanAdapter(ctx, bus_factory=bus_factory(channel) if bus_factory else None)
     peer = can.Bus(interface="virtual", channel=channel)
@@ -415,3 +419,26 @@ async def test_bridge_mode_decodes_a_real_boards_tpdos() -> None:
         h.peer.send(can.Message(arbitration_id=0x80, is_extended_id=False, data=b""))
         await asyncio.sleep(0.05)
         assert 0x1A0 not in h.received()  # bridge mode never impersonates the board
+
+
+async def test_inverter_bus_stays_silent_until_the_first_valid_scan() -> None:
+    """No inverter frame on the wire before the engine's first valid scan, then the set.
+
+    The virtual bus is FIFO: any frame sent before the flag would arrive before the first
+    set sent after it, so seeing that set complete with one 0x351 proves the silence.
+    """
+    inverter = {"inverter": {"enabled": True, "profile": "pylon"}}
+    async with running(inverter, first_valid_scan=False) as h:
+        await h.clock.advance(3.0)  # three periods without a valid scan
+        h.ctx.store.state.control.first_valid_scan = True
+        await h.clock.advance(1.0)
+        seen: dict[int, list[can.Message]] = {}
+
+        def got_set() -> bool:
+            for k, v in h.received().items():
+                seen.setdefault(k, []).extend(v)
+            return 0x35E in seen
+
+        await wait_for(got_set)
+        assert len(seen[0x351]) == 1
+        assert {0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E} <= set(seen)

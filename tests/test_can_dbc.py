@@ -59,13 +59,14 @@ VECTORS: list[tuple[str, str, dict[str, Any], str]] = [
         {
             "ProtUnderTemperature": 1,
             "ProtSystemError": 1,
+            "ProtSystemErrorAlt": 1,
             "WarnLowVoltage": 1,
             "WarnChargeHighCurrent": 1,
             "WarnInternalCommFault": 1,
             "MarkerP": 0x50,
             "MarkerN": 0x4E,
         },
-        "1080040900504e",
+        "1088040900504e",
     ),
     # b7 charge enable + b6 discharge enable = 0xC0
     ("inverter", "BMS_Request", {"ChargeEnable": 1, "DischargeEnable": 1}, "c000"),
@@ -88,12 +89,12 @@ VECTORS: list[tuple[str, str, dict[str, Any], str]] = [
         },
         "a500800000000100",
     ),
-    # model 0, firmware 0x0001, 280 Ah = 0x0118
+    # model 0, firmware 0.1 (byte 2 major 00, byte 3 minor 01), 280 Ah = 0x0118
     (
         "inverter",
         "BMS_BatteryInfo",
-        {"BatteryModel": 0, "FirmwareVersion": 1, "CapacityAh": 280},
-        "0000010018010000",
+        {"BatteryModel": 0, "FirmwareMajor": 0, "FirmwareMinor": 1, "CapacityAh": 280},
+        "0000000118010000",
     ),
     ("inverter", "BMS_Name1", {"Text": text_raw("bms-gate")}, "626d732d67617465"),
     ("inverter", "BMS_Name2", {"Text": text_raw("way")}, "7761792020202020"),

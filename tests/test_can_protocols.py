@@ -45,6 +45,7 @@ def make_state(
     discharge: bool = True,
     soc: float | None = 0.6,
     errors: tuple[str, ...] = (),
+    first_valid_scan: bool = True,
 ) -> GatewayState:
     s = GatewayState(
         boards={
@@ -64,6 +65,7 @@ def make_state(
     s.control.signals = {"charge_allowed": charge, "discharge_allowed": discharge}
     s.control.soc = soc
     s.control.errors_active = list(errors)
+    s.control.first_valid_scan = first_valid_scan
     return s
 
 

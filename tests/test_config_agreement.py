@@ -70,7 +70,7 @@ def test_invalid_combination_is_refused_by_both(
     f.write_text(yaml.safe_dump(overrides), encoding="utf-8")
     assert main(["check-config", str(f)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(message), err
+    assert any(f"{f}:" in line and f": {message}" in line for line in err.splitlines()), err
     assert "Value error" not in err
     with pytest.raises(ConfigError, match=message.split(":", maxsplit=1)[0]):
         load_config(f, env=False)

@@ -22,7 +22,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from gateway.adapters.modbus.adapter import ModbusAdapter
 from gateway.adapters.modbus.adapter import create as create_adapter
-from gateway.adapters.modbus.config import ModbusDeviceConfig
+from gateway.adapters.modbus.config import ModbusDeviceConfig, device_endpoint
 from gateway.adapters.modbus.events import (
     DeviceCameOnline,
     DeviceWentOffline,
@@ -30,7 +30,6 @@ from gateway.adapters.modbus.events import (
     SignalOverridden,
 )
 from gateway.adapters.modbus.poller import DevicePoller, ModbusMetrics
-from gateway.adapters.modbus.transport import ModbusLink
 from gateway.app import build_context
 from gateway.config import load_config
 from gateway.core.bus import EventBus
@@ -38,6 +37,7 @@ from gateway.core.clock import RealClock, VirtualClock
 from gateway.core.context import GatewayContext
 from gateway.core.errors import ConfigError
 from gateway.core.events import BoardScanned, Event, PointsRead
+from gateway.links.modbus_client import ModbusLink
 from gateway.links.modbus_slave import serve_tcp
 from gateway.protocols.profiles import load_profile
 from gateway.publishers.modbus_server import GatewayRegisterMap
@@ -180,7 +180,8 @@ def _poller(port: int, bus: EventBus, registry: CollectorRegistry, **kw: Any) ->
     dev = ModbusDeviceConfig(name="bms", port=port, timeout_s=kw.pop("timeout_s", 0.3))
     profile = load_profile("bms-main-2x")
     metrics = ModbusMetrics.create(registry)
-    return DevicePoller("bms", ModbusLink(dev, profile), profile, bus, RealClock(), metrics, **kw)
+    link = ModbusLink(device_endpoint(dev, profile))
+    return DevicePoller("bms", link, profile, bus, RealClock(), metrics, **kw)
 
 
 def _drain(sub: Any) -> list[Event]:
@@ -424,7 +425,8 @@ async def test_bridge_over_rtu_on_a_socat_pty_pair(tmp_path: Any) -> None:
         sub = bus.subscribe("t", PointsRead)
         dev = ModbusDeviceConfig(name="bms", transport="rtu", serial_port=str(a), timeout_s=0.5)
         profile = load_profile("bms-main-2x")
-        poller = DevicePoller("bms", ModbusLink(dev, profile), profile, bus, RealClock(),
+        link = ModbusLink(device_endpoint(dev, profile))
+        poller = DevicePoller("bms", link, profile, bus, RealClock(),
                               ModbusMetrics.create(CollectorRegistry()))  # fmt: skip
         async with serve_main2x(sim, rtu=str(b)):
             try:

@@ -33,6 +33,7 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from gateway.core.context import GatewayContext
+from gateway.core.devices import device_problem
 from gateway.core.errors import (
     AdapterUnavailableError,
     FrameCrcError,
@@ -158,6 +159,7 @@ class BoardTracker:
     def __init__(self, ctx: GatewayContext, addresses: list[int]) -> None:
         self.ctx = ctx
         self.health = {b: BoardHealth(b, ctx.config.logic.offline_after) for b in addresses}
+        ctx.health.known_boards(addresses, ERROR_KINDS)
 
     def succeeded(self, board: int, reading: logic_map.LogicBoardReading, now_s: float) -> None:
         """Publish a good reading (and `BoardCameOnline` when it brings the board online)."""
@@ -292,6 +294,9 @@ class LogicAdapter:
             ["board", "result"],
             registry=ctx.registry,
         )
+        for board in self.addresses:
+            for result in ("ok", "failed"):
+                self.balancing_writes.labels(board=str(board), result=result)
         self.cycle_seconds = Gauge(
             "bms_logic_cycle_seconds",
             "Duration of the last full Logic poll cycle (all boards).",
@@ -376,7 +381,8 @@ class LogicAdapter:
             self._reconnect_delay_s = RECONNECT_MIN_S
             return True
         if self._link_up is None:
-            log.warning("serial port %s cannot be opened; retrying with backoff", self.port)
+            why = device_problem(self.port) or "it does not answer as a serial port"
+            log.warning("serial port cannot be opened: %s; retrying with backoff", why)
             self._link_up = False
         self._next_connect_s = self.ctx.clock.now() + self._reconnect_delay_s
         self._reconnect_delay_s = min(2 * self._reconnect_delay_s, RECONNECT_MAX_S)

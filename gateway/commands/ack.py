@@ -1,7 +1,9 @@
 """`bms-gateway ack ERROR... [--config FILE]`: acknowledge latched errors.
 
 Edits `<gateway.state_dir>/latched_errors.json` while the gateway is stopped; the next
-start no longer restores the acknowledged latches. `--list` shows what is latched.
+start no longer restores the acknowledged latches. `--list` shows what is latched. While a
+gateway runs on the same state directory (it holds `gateway.lock`) acknowledging is refused:
+the running gateway owns the file; use the MQTT command `<prefix>/<id>/command/ack`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config import load_config
+from gateway.config import GatewayConfig, load_config
 from gateway.control.latches import acknowledge, latch_path, load_latched
 from gateway.control.names import ERROR_NAMES
+from gateway.core import runlock
 from gateway.core.errors import ConfigError
 
 
@@ -30,14 +33,16 @@ def add_parser(sub: Any) -> None:
 
 
 def _ack(args: argparse.Namespace) -> int:
+    config: GatewayConfig | None = None
     if args.state_dir is not None:
         state_dir: Path = args.state_dir
     else:
         try:
-            state_dir = load_config(args.config).gateway.state_dir
+            config = load_config(args.config)
         except ConfigError as err:
             print(f"invalid configuration:\n{err}", file=sys.stderr)
             return 2
+        state_dir = config.gateway.state_dir
     latched = load_latched(state_dir)
     if args.list or not args.errors:
         if not latched:
@@ -45,6 +50,22 @@ def _ack(args: argparse.Namespace) -> int:
         for name, info in sorted(latched.items()):
             print(f"{name}: since {info.get('since')} {info.get('detail', '')}".rstrip())
         return 0
+    pid = runlock.holder(state_dir)
+    if pid is not None:
+        topic = (
+            f"{config.mqtt.topic_prefix}/{config.gateway.id}/command/ack"
+            if config
+            else ("<prefix>/<gateway id>/command/ack")
+        )
+        print(
+            f"the gateway is running on {state_dir}"
+            + (f" (pid {pid})" if pid else "")
+            + ": it owns the latches, so this edit would be lost. Acknowledge through the "
+            f"running gateway instead: mosquitto_pub -t {topic} -m {args.errors[0]} -q 1 "
+            "(needs `commands.allow_ack: true`), or stop the gateway first.",
+            file=sys.stderr,
+        )
+        return 1
     names = list(latched) if args.errors == ["all"] else args.errors
     unknown = [n for n in names if n not in ERROR_NAMES]
     if unknown:

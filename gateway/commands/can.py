@@ -49,6 +49,30 @@ def add_parser(sub: Any) -> None:
     rep.set_defaults(func=_replay)
 
 
+_PICK_INTERFACE = (
+    "choose the interface with --interface/--channel (or `can.interface` and `can.channel` in "
+    "the config given with -c), e.g. `--interface slcan --channel /dev/ttyACM0` for a USB "
+    "adapter, `--interface socketcan --channel can0` on Linux with SocketCAN, or "
+    "`--interface virtual --channel test` to try it without hardware"
+)
+
+
+def open_error(interface: str, channel: str, err: Exception) -> str:
+    """Say why a CAN bus did not open and how to choose another one (no exception reprs)."""
+    errno_ = getattr(err, "errno", None)
+    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    where = f"{interface} channel {channel}"
+    if interface == "socketcan" and errno_ == 97:  # EAFNOSUPPORT
+        reason = "this system has no SocketCAN support (no `can` kernel module)"
+    elif interface == "socketcan" and errno_ == 19:  # ENODEV
+        reason = f"no network interface {channel} (see `ip link show`)"
+    elif errno_ == 2:
+        reason = f"no such device {channel}"
+    elif errno_ in (1, 13):
+        reason = f"permission denied on {channel} (is your user in the `dialout` group?)"
+    return f"cannot open the CAN bus ({where}): {reason}\n{_PICK_INTERFACE}"
+
+
 def _bus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="gateway config (its `can` section)")
     p.add_argument("--interface", help="python-can interface (overrides the config)")
@@ -86,7 +110,7 @@ def _record(args: argparse.Namespace) -> int:
         print(f"invalid configuration:\n{err}", file=sys.stderr)
         return 2
     except Exception as err:  # any driver's open failure
-        print(f"cannot open CAN bus: {type(err).__name__}: {err}", file=sys.stderr)
+        print(open_error(config.can.interface, config.can.channel, err), file=sys.stderr)
         return 1
     deadline = None if args.duration is None else time.monotonic() + args.duration
     n = 0
@@ -106,7 +130,7 @@ def _record(args: argparse.Namespace) -> int:
                     writer.on_message_received(msg)
                     n += 1
     except (can.CanError, OSError) as err:
-        print(f"recording stopped: {err}", file=sys.stderr)
+        print(f"recording stopped: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
         return 1
     finally:
         bus.shutdown()
@@ -129,7 +153,7 @@ def _replay(args: argparse.Namespace) -> int:
             try:
                 bus = bus_from_config(config.can)()
             except Exception as err:  # any driver's open failure
-                print(f"cannot open CAN bus: {type(err).__name__}: {err}", file=sys.stderr)
+                print(open_error(config.can.interface, config.can.channel, err), file=sys.stderr)
                 return 1
             try:
                 sent = replay_send(reader, bus, speed=args.speed)
@@ -138,6 +162,7 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"sent {sent} frames")
             return 0
         section, mode = _decoder_section(config, args.config is not None)
-        stats = replay_decode(reader, FrameDecoder(section, mode))
+        # the gateway's own inverter frames decode too (a capture of what it sent)
+        stats = replay_decode(reader, FrameDecoder(section, mode, battery_frames=True))
     print(json.dumps(stats.summary(), indent=2))
     return 0

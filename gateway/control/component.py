@@ -14,6 +14,7 @@ from prometheus_client import Counter, Gauge
 
 from gateway.control.commands import CommandRequested, apply_command
 from gateway.control.engine import Engine, StepResult
+from gateway.control.names import ERROR_NAMES
 from gateway.control.soc import SOC_FILE, load_soc
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
@@ -73,6 +74,14 @@ class EngineComponent:
         self.running = Gauge(
             "bms_engine_running", "1 while the engine runs.", registry=ctx.registry
         )
+        # Every known label value exists at 0 from the start (dashboards, `rate()`).
+        ctx.health.known_errors(ERROR_NAMES)
+        for error in ERROR_NAMES:
+            self.errors_raised.labels(error=error)
+        for relay in cfg.relays.functions():
+            self.relay_switches.labels(relay=str(relay))
+        for driver in ("relays", "outputs", "indicators"):
+            self.driver_failures.labels(driver=driver)
 
     def cycle(self, now_s: float) -> StepResult:
         """One decision: drain, step, drive, publish."""

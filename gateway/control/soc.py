@@ -98,8 +98,8 @@ def load_soc(state_dir: Path) -> float | None:
         value = float(data["soc"])
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        log.warning("ignoring unreadable %s: %s", path, err)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
+        log.warning("ignoring unreadable %s: %s", path, str(err) or type(err).__name__)
         return None
     return value if 0.0 <= value <= 1.0 else None
 

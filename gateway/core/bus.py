@@ -108,6 +108,7 @@ class EventBus:
         self.published = 0
         self.drop_counts: collections.Counter[str] = collections.Counter()
         self._drop_listeners: list[Callable[[str], None]] = []
+        self._subscribe_listeners: list[Callable[[str], None]] = []
 
     def subscribe(
         self,
@@ -124,7 +125,15 @@ class EventBus:
             name, types, overflow, maxsize, hard_limit, self._count_drop
         )
         self._subs.append(sub)  # type: ignore[arg-type]
+        for listener in self._subscribe_listeners:
+            listener(name)
         return sub
+
+    def add_subscribe_listener(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(subscriber_name)` for every subscriber, now and later (metrics)."""
+        self._subscribe_listeners.append(listener)
+        for sub in self._subs:
+            listener(sub.name)
 
     def add_drop_listener(self, listener: Callable[[str], None]) -> None:
         """Call `listener(subscriber_name)` on every drop (used by metrics)."""

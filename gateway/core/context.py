@@ -39,6 +39,7 @@ class GatewayContext:
     def __post_init__(self) -> None:
         self.health = Health(self.registry)
         self.bus.add_drop_listener(self.health.count_bus_drop)
+        self.bus.add_subscribe_listener(self.health.known_subscriber)
 
 
 @runtime_checkable

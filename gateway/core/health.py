@@ -6,6 +6,8 @@ Prometheus publisher; this module holds only counters that components increment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Seconds. A Logic board reply takes ~5-20 ms of wire time at 115,200 Bd, up to the timeout.
@@ -59,6 +61,23 @@ class Health:
             buckets=REACTION_BUCKETS_S,
             registry=registry,
         )
+
+    def known_subscriber(self, subscriber: str) -> None:
+        """Create the subscriber's drop counter at 0 (so `rate()` sees its first drop)."""
+        self.bus_drops.labels(subscriber=subscriber)
+
+    def known_boards(self, boards: Iterable[int], error_kinds: Iterable[str]) -> None:
+        """Create every board's poll and poll-error series at 0."""
+        kinds = tuple(error_kinds)
+        for board in boards:
+            self.polls.labels(board=str(board))
+            for kind in kinds:
+                self.poll_errors.labels(board=str(board), kind=kind)
+
+    def known_errors(self, errors: Iterable[str]) -> None:
+        """Create the protection reaction histogram of every error name at 0."""
+        for error in errors:
+            self.protection_reaction.labels(error=error)
 
     def count_bus_drop(self, subscriber: str) -> None:
         """Count one dropped event."""

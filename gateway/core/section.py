@@ -7,13 +7,16 @@ them into the one `GatewayConfig` and runs the cross-field checks.
 
 from __future__ import annotations
 
+import difflib
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gateway.core.errors import ConfigError
+from gateway.core.yaml_source import YamlSource, read_yaml
 
 
 class Section(BaseModel):
@@ -28,17 +31,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     Raises:
         ConfigError: the file is unreadable, not YAML, or not a mapping at the top level.
     """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"{path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return data
+    return read_yaml(path).data
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -52,18 +45,71 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(err: ValidationError) -> list[str]:
-    """Render each error as `dotted.path: message`.
+_SUBKEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.*)$", re.DOTALL)
+
+
+def _model_args(annotation: Any) -> list[Any]:
+    """The types inside an annotation (Optional, list, dict values, unions)."""
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return [annotation]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType, list, tuple, set):
+        return [x for a in args for x in _model_args(a)]
+    if origin is dict and len(args) == 2:
+        return _model_args(args[1])
+    if origin is typing.Annotated:
+        return _model_args(args[0])
+    return [annotation]
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The keys a model accepts at `loc` (names and aliases), or [] when unknown."""
+    current: list[Any] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt: list[Any] = []
+        for m in current:
+            if isinstance(m, type) and issubclass(m, BaseModel):
+                for name, f in m.model_fields.items():
+                    if part in (name, f.alias):
+                        nxt.extend(_model_args(f.annotation))
+        current = nxt
+    keys: list[str] = []
+    for m in current:
+        if isinstance(m, type) and issubclass(m, BaseModel):
+            keys.extend(f.alias or name for name, f in m.model_fields.items())
+    return keys
+
+
+def format_validation_error(
+    err: ValidationError,
+    model: type[BaseModel] | None = None,
+    source: YamlSource | None = None,
+) -> list[str]:
+    """Render each error as `[file:line: ]dotted.path: message[ (did you mean ...?)]`.
 
     A check across sections fails at the top level with a message that already starts with
-    its dotted key (`charge_control.recharge_voltage: ...`); it is shown as it is.
+    its dotted key (`charge_control.recharge_voltage: ...`); it is shown as it is. A section
+    check whose message starts with a sub-key (`password_file: ...`) gets the full path.
+    Messages never contain the rejected input (it may be a secret).
     """
     lines = []
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"]
-        if not path:
-            lines.append(msg.removeprefix("Value error, "))
-        else:
-            lines.append(f"{path}: {msg}")
+    for e in err.errors(include_input=False, include_url=False):
+        loc = tuple(e["loc"])
+        msg = str(e["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if (m := _SUBKEY.match(msg)) is not None:
+            loc = (*loc, *m.group(1).split("."))
+            msg = m.group(2)
+        if e["type"] == "extra_forbidden" and model is not None and loc:
+            key = str(loc[-1])
+            near = difflib.get_close_matches(key, _keys_at(model, loc[:-1]), n=1, cutoff=0.6)
+            msg = f"unknown key{f' (did you mean {near[0]!r}?)' if near else ''}"
+        path = ".".join(str(p) for p in loc)
+        where = ""
+        if source is not None:
+            line = source.line_of(tuple(str(p) if isinstance(p, str) else p for p in loc))
+            where = f"{source.path}:{line}: " if line is not None else f"{source.path}: "
+        lines.append(f"{where}{path}: {msg}" if path else f"{where}{msg}")
     return lines

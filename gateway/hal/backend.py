@@ -106,8 +106,12 @@ def validate_choice(concern: str, backend_name: str, options: dict[str, Any]) ->
     try:
         return backend.options_model(concern).model_validate(options)
     except ValidationError as err:
-        lines = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-        raise ValueError(f"{concern} ({backend_name}): {lines}") from err
+        # `<concern>.<key>: message` first, so the config error shows the full dotted path
+        parts = [
+            f"{'.'.join(str(p) for p in (concern, *e['loc']))}: {e['msg']}"
+            for e in err.errors(include_input=False)
+        ]
+        raise ValueError(f"{'; '.join(parts)} (backend {backend_name})") from err
 
 
 def check_names(kind: str, names: Iterable[str], known: Sequence[str]) -> None:

@@ -141,6 +141,9 @@ class Profile:
 # --- parsing ------------------------------------------------------------------------
 
 
+MAX_REPEAT = 1000  # no device has more registers than a 16-bit address space anyway
+
+
 def _expand_repeat(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Expand `repeat: {count, stride, first}` into copies with `{n}` substituted."""
     rep = raw.get("repeat")
@@ -154,6 +157,8 @@ def _expand_repeat(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
         int(rep.get("stride", 1)),
         int(rep.get("first", 1)),
     )
+    if not 1 <= count <= MAX_REPEAT:
+        raise ConfigError(f"point {raw.get('name')!r}: repeat count must be 1..{MAX_REPEAT}")
     out = []
     for i in range(count):
         n = first + i

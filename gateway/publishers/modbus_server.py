@@ -233,6 +233,9 @@ class GatewayRegisterMap:
             ["kind", "result"],
             registry=ctx.registry,
         )
+        for kind in ("read", "write"):  # every series exists at 0 from the start
+            for result in ("ok", *(code.name.lower() for code in ExceptionCode)):
+                self.requests.labels(kind=kind, result=result)
         self.refresh()
 
     def refresh(self) -> None:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class Section(BaseModel):
-    """Same behaviour as gateway.config.Section (imported by gateway.config: no cycle)."""
-
-    model_config = ConfigDict(extra="forbid")
+from gateway.core.section import Section
 
 
 class ModbusServerRtu(Section):

@@ -43,6 +43,7 @@ class CanAdapter:
         self.peers = PeerTracker(ctx.clock.now())
         for peer, (timeout_s, grace_s) in self.decoder.timeouts.items():
             self.peers.add(peer, timeout_s, grace_s)
+            self.metrics.peer_connected.labels(peer=peer).set(0)  # not heard yet
         self.inverter = InverterPublisher(cfg.inverter) if cfg.inverter.enabled else None
         self.last_tx: dict[int, Frame] = {}
         self._last_command: ChargerCommand | None = None

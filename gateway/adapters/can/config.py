@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-
-class Section(BaseModel):
-    """Same behaviour as gateway.config.Section (imported by gateway.config: no cycle)."""
-
-    model_config = ConfigDict(extra="forbid")
+from gateway.core.section import Section
 
 
 class CanMessageMap(Section):

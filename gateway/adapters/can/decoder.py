@@ -20,6 +20,7 @@ from gateway.adapters.can.dbc import (
     DbcSet,
     dbc_set,
     decode,
+    raw_text,
     shipped,
 )
 
@@ -88,6 +89,18 @@ def _mapper(signals: dict[str, str]) -> Fill:
     return fill
 
 
+def _battery_filler(msg: Message) -> Fill:
+    texts = {s.name for s in msg.signals if s.length == 64}  # 8-byte ASCII signals
+
+    def fill(values: dict[str, Any], points: Points) -> None:
+        for sig, v in values.items():
+            points[f"inverter.{msg.name}.{sig}"] = (
+                raw_text(v) if sig in texts else _point_value(v)
+            )
+
+    return fill
+
+
 def multiplexer_variant(message: Message) -> Variant | None:
     """Return a cheap `payload -> multiplexer value` for `message`, None if not multiplexed.
 
@@ -126,7 +139,15 @@ class FrameDecoder:
     uses `routes` directly to decode only the newest frame of each kind in a batch.
     """
 
-    def __init__(self, cfg: CanSection, mode: str = "controller", dbcs: DbcSet | None = None):
+    def __init__(
+        self,
+        cfg: CanSection,
+        mode: str = "controller",
+        dbcs: DbcSet | None = None,
+        battery_frames: bool = False,
+    ):
+        """`battery_frames`: also decode the battery frames the gateway sends to an inverter
+        (0x351-0x377) into points `inverter.<message>.<signal>` (`can replay` of a capture)."""
         self.dbcs = dbcs if dbcs is not None else dbc_set(cfg.dbc_files)
         self.routes: dict[tuple[int, bool], Route] = {}
         self.timeouts: dict[str, tuple[float, float]] = {}  # peer -> (timeout_s, grace_s)
@@ -153,6 +174,10 @@ class FrameDecoder:
                 self.timeouts["bms_main"] = (cfg.canopen.timeout_s, 0.0)
             else:
                 self.routes[CANOPEN_SYNC_ID, False] = Route(None, sync=True)
+        if battery_frames:
+            for msg in shipped("inverter").messages:
+                if msg.senders == ["BMS"]:
+                    self._add(msg.frame_id, False, msg, _battery_filler(msg), None)
         for m in cfg.messages:
             user_msg = self.dbcs.message(m.message)
             if user_msg is None:  # validated by the config model; a DBC changed under us

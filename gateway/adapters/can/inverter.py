@@ -7,6 +7,7 @@ for scaling, sources, profiles and the traps each rule below avoids.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -48,7 +49,12 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "sma": _PAIR_ALARM_FRAMES,
 }
 
-# Our error names -> 0x359 (Pylon) flag signals. Errors not listed set ProtSystemError.
+# "System error / BMS internal" sits on byte 1 bit 7 for some receivers (Battery-Emulator,
+# JK-BMSToPylontechCAN) and on byte 1 bit 3 for others (OpenDTU-OnBattery, a public Pylontech
+# DBC): both bits are always set together.
+SYSTEM_ERROR = ("ProtSystemError", "ProtSystemErrorAlt")
+
+# Our error names -> 0x359 (Pylon) flag signals. Errors not listed set SYSTEM_ERROR.
 PYLON_ALARMS: dict[str, tuple[str, ...]] = {
     "cell_overvoltage": ("ProtOverVoltage",),
     "cell_undervoltage": ("ProtUnderVoltage",),
@@ -58,7 +64,7 @@ PYLON_ALARMS: dict[str, tuple[str, ...]] = {
     "low_temperature_discharge": ("ProtUnderTemperature",),
     "overcurrent_discharge": ("ProtDischargeOverCurrent",),
     "overcurrent_charge": ("ProtChargeOverCurrent",),
-    "logic_offline": ("ProtSystemError", "WarnInternalCommFault"),
+    "logic_offline": (*SYSTEM_ERROR, "WarnInternalCommFault"),
 }
 
 # Our error names -> 0x35A (Victron/SMA) alarm pairs. Errors not listed set AlarmBmsInternal.
@@ -111,11 +117,21 @@ def pylon_flags(errors: list[str], signals: dict[str, bool]) -> dict[str, int]:
     """Map active errors (and warning signals) to 0x359 flag bits."""
     values: dict[str, int] = {}
     for err in errors:
-        for sig in PYLON_ALARMS.get(err, ("ProtSystemError",)):
+        for sig in PYLON_ALARMS.get(err, SYSTEM_ERROR):
             values[sig] = 1
     if signals.get("high_charging_current"):
         values["WarnChargeHighCurrent"] = 1
     return values
+
+
+def firmware_version(version: str = __version__) -> tuple[int, int]:
+    """Return (major, minor) of a version string for 0x35F (bytes 2 and 3, "major.minor")."""
+    parts: list[int] = []
+    for part in version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(min(int(digits), 255) if digits else 0)
+    major, minor = [*parts, 0, 0][:2]
+    return major, minor
 
 
 def _floor1(value: float) -> float:
@@ -215,7 +231,14 @@ class InverterPublisher:
         return pct if self.full else min(pct, 99.0)
 
     def frames(self, state: GatewayState) -> list[Frame]:
-        """Return the profile's frames for this period (frames without data are left out)."""
+        """Return the profile's frames for this period (frames without data are left out).
+
+        Nothing at all before the engine's first complete valid scan: a limit or a SOC
+        guessed from partial data (e.g. a discharge cut-off of 0 cells x 2.8 V = 0 V) is
+        something an inverter would act on; silence reads as "battery absent" instead.
+        """
+        if not state.control.first_valid_scan:
+            return []
         out: list[Frame] = []
         for name in PROFILES[self.cfg.profile]:
             values = self._values(name, state)
@@ -278,10 +301,11 @@ class InverterPublisher:
             case "BMS_Alarms":
                 return dict(alarm_pairs(errors, signals))
             case "BMS_BatteryInfo":
-                major, minor = ([int(p) for p in __version__.split(".")[:2]] + [0, 0])[:2]
+                major, minor = firmware_version()
                 return {
                     "BatteryModel": 0,
-                    "FirmwareVersion": (major & 0xFF) << 8 | (minor & 0xFF),
+                    "FirmwareMajor": major,
+                    "FirmwareMinor": minor,
                     "CapacityAh": round(cfg.capacity_ah),
                 }
             case "BMS_Name1":

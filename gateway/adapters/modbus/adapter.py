@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.adapters.modbus.config import ModbusSection
+from gateway.adapters.modbus.config import ModbusSection, device_endpoint
 from gateway.adapters.modbus.poller import DevicePoller, ModbusMetrics
-from gateway.adapters.modbus.transport import ModbusLink
 from gateway.core.context import GatewayContext
+from gateway.links.modbus_client import ModbusLink
 from gateway.protocols.profiles import load_profile
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class ModbusAdapter:
             profile = load_profile(dev.profile)
             poller = DevicePoller(
                 dev.name,
-                ModbusLink(dev, profile),
+                ModbusLink(device_endpoint(dev, profile)),
                 profile,
                 ctx.bus,
                 ctx.clock,

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from gateway.core.errors import ConfigError
-
-
-class Section(BaseModel):
-    """Same behaviour as gateway.config.Section (imported by gateway.config: no cycle)."""
-
-    model_config = ConfigDict(extra="forbid")
+from gateway.core.section import Section
+from gateway.links.modbus_client import ModbusEndpoint
+from gateway.protocols.modbus_profile import Profile
 
 
 class ModbusDeviceConfig(Section):
@@ -67,6 +64,22 @@ class ModbusDeviceConfig(Section):
         except ConfigError as err:
             raise ValueError(f"device {self.name}: {err}") from err
         return self
+
+
+def device_endpoint(device: ModbusDeviceConfig, profile: Profile) -> ModbusEndpoint:
+    """The device's link settings, the profile's defaults filled in where the config is unset."""
+    d = profile.defaults
+    return ModbusEndpoint(
+        transport=device.transport,
+        unit_id=device.unit_id if device.unit_id is not None else int(d.get("unit_id", 1)),
+        timeout_s=device.timeout_s,
+        host=device.host,
+        port=device.port or int(d.get("port", 502)),
+        serial_port=device.serial_port,
+        baudrate=device.baudrate or int(d.get("baudrate", 9600)),
+        parity=device.parity or str(d.get("parity", "N")),
+        stopbits=device.stopbits or int(d.get("stopbits", 1)),
+    )
 
 
 class ModbusSection(Section):

@@ -9,12 +9,12 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.adapters.modbus.events import DeviceCameOnline, DeviceWentOffline
-from gateway.adapters.modbus.transport import ModbusDeviceError
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock
 from gateway.core.errors import FrameError
 from gateway.core.events import PackMeasured, PointsRead
 from gateway.core.supervise import reraise_swallowed_cancel
+from gateway.links.modbus_client import ModbusDeviceError
 from gateway.protocols.modbus_profile import (
     Block,
     PointValue,

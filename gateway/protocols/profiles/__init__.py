@@ -37,7 +37,14 @@ def profile_path(name_or_path: str) -> Path:
 @lru_cache(maxsize=32)
 def _load(path: Path, mtime_ns: int) -> Profile:
     del mtime_ns  # part of the cache key only
-    return parse_profile(load_yaml(path), source=str(path))
+    data = load_yaml(path)
+    try:
+        return parse_profile(data, source=str(path))
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, RecursionError) as e:
+        # a shape the parser did not foresee: still a clear error naming the file
+        raise ConfigError(f"{path}: malformed profile ({type(e).__name__}: {e})") from None
 
 
 def load_profile(name_or_path: str) -> Profile:

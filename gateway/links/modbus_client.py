@@ -1,8 +1,9 @@
-"""The pymodbus client behind our own error types (style: wrap it, don't imitate it).
+"""The async Modbus client link: pymodbus behind our own error types (wrap it, don't imitate).
 
-`ModbusLink.read` returns exactly the registers asked for or raises one of the errors
-below; both raised pymodbus exceptions and `isError()` replies are mapped here, so nothing
-from pymodbus leaks into the poller.
+`ModbusLink(endpoint).read` returns exactly the registers asked for or raises one of the
+errors below; both raised pymodbus exceptions and `isError()` replies are mapped here, so
+nothing from pymodbus leaks into its users (the `modbus` adapter's pollers). A
+`ModbusEndpoint` says where the device is (TCP or RTU) and how long to wait for it.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from gateway.adapters.modbus.config import ModbusDeviceConfig
 from gateway.core.errors import AdapterUnavailableError, FrameTruncatedError
-from gateway.protocols.modbus_profile import Profile
 
 log = logging.getLogger(__name__)
 
@@ -59,58 +59,57 @@ class ModbusMalformedReplyError(ModbusDeviceError, FrameTruncatedError):
     kind = "malformed"
 
 
-def resolved(device: ModbusDeviceConfig, profile: Profile) -> dict[str, Any]:
-    """Link settings with the profile's defaults filled in."""
-    d = profile.defaults
-    return {
-        "port": device.port or int(d.get("port", 502)),
-        "baudrate": device.baudrate or int(d.get("baudrate", 9600)),
-        "parity": device.parity or str(d.get("parity", "N")),
-        "stopbits": device.stopbits or int(d.get("stopbits", 1)),
-        "unit_id": device.unit_id if device.unit_id is not None else int(d.get("unit_id", 1)),
-    }
+@dataclass(frozen=True, kw_only=True)
+class ModbusEndpoint:
+    """Where one device is and how to talk to it."""
+
+    transport: Literal["tcp", "rtu"]
+    unit_id: int
+    timeout_s: float
+    host: str = "127.0.0.1"  # tcp
+    port: int = 502  # tcp
+    serial_port: str | None = None  # rtu
+    baudrate: int = 9600  # rtu
+    parity: str = "N"  # rtu
+    stopbits: int = 1  # rtu
 
 
 class ModbusLink:
     """One device connection; reconnects lazily on the next read after a failure."""
 
-    def __init__(self, device: ModbusDeviceConfig, profile: Profile) -> None:
-        self.device = device
-        self.settings = resolved(device, profile)
+    def __init__(self, endpoint: ModbusEndpoint) -> None:
+        self.settings = endpoint
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
 
     @property
     def unit_id(self) -> int:
         """The unit id requests are addressed to."""
-        return int(self.settings["unit_id"])
+        return self.settings.unit_id
 
     @property
     def endpoint(self) -> str:
         """Human-readable address of the device."""
-        if self.device.transport == "rtu":
-            return f"{self.device.serial_port}@{self.settings['baudrate']}"
-        return f"{self.device.host}:{self.settings['port']}"
+        s = self.settings
+        if s.transport == "rtu":
+            return f"{s.serial_port}@{s.baudrate}"
+        return f"{s.host}:{s.port}"
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        timeout = self.device.timeout_s
-        if self.device.transport == "rtu":
-            assert self.device.serial_port is not None
+        s = self.settings
+        if s.transport == "rtu":
+            assert s.serial_port is not None
             return AsyncModbusSerialClient(
-                self.device.serial_port,
-                baudrate=self.settings["baudrate"],
-                parity=self.settings["parity"],
-                stopbits=self.settings["stopbits"],
+                s.serial_port,
+                baudrate=s.baudrate,
+                parity=s.parity,
+                stopbits=s.stopbits,
                 bytesize=8,
-                timeout=timeout,
+                timeout=s.timeout_s,
                 retries=0,
                 reconnect_delay=0,
             )
         return AsyncModbusTcpClient(
-            self.device.host,
-            port=self.settings["port"],
-            timeout=timeout,
-            retries=0,
-            reconnect_delay=0,
+            s.host, port=s.port, timeout=s.timeout_s, retries=0, reconnect_delay=0
         )
 
     async def _connected(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
@@ -119,7 +118,7 @@ class ModbusLink:
         self.close()
         client = self._make_client()
         try:
-            async with asyncio.timeout(self.device.timeout_s + 1.0):  # not wait_for: 3.11
+            async with asyncio.timeout(self.settings.timeout_s + 1.0):  # not wait_for: 3.11
                 ok = await client.connect()  # wait_for can swallow a cancellation
         except (TimeoutError, OSError, ModbusException) as err:
             client.close()
@@ -139,7 +138,7 @@ class ModbusLink:
         client = await self._connected()
         call = client.read_input_registers if function == 4 else client.read_holding_registers
         try:
-            async with asyncio.timeout(self.device.timeout_s + 1.0):
+            async with asyncio.timeout(self.settings.timeout_s + 1.0):
                 reply = await call(address, count=count, device_id=self.unit_id)
         except (TimeoutError, ModbusIOException) as err:
             self.close()  # a late reply would be taken for the next request's answer

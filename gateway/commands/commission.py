@@ -1,0 +1,501 @@
+"""`bms-gateway commission CONFIG`: check a newly wired battery step by step.
+
+What an integrator checks by hand, one verdict per line: the config, the serial port, which
+Logic boards answer (cells and sensors each), every reading plausible, the current sensor's
+zero offset, the discrete inputs, the MQTT broker and its credentials, and, only with
+`--relays` and a typed confirmation per relay, a click test of each relay (with its feedback
+input where one is assigned). Exit 0 only when every check passes; `--json` for tools.
+
+Relays are never closed without the confirmation, never while a check that protects the
+battery failed (a board missing, a reading implausible), and always opened again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway.commands.preflight import current_sources, preflight
+from gateway.config import GatewayConfig, load_config
+from gateway.control.settings import resolve
+from gateway.core.devices import device_problem, os_reason
+from gateway.core.errors import ConfigError, GatewayError
+from gateway.protocols import logic_map
+
+Verdict = Literal["pass", "fail", "warn", "skip"]
+PLAUSIBLE_TEMP_C = (-30.0, 80.0)
+ZERO_CURRENT_TOLERANCE_A = 0.5
+
+
+@dataclass
+class Check:
+    """One line of the report."""
+
+    step: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class Report:
+    """Every check, in order."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    def add(self, step: str, verdict: Verdict, detail: str, fix: str = "") -> Check:
+        """Record one check and return it."""
+        c = Check(step, verdict, detail, fix)
+        self.checks.append(c)
+        return c
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return all(c.verdict != "fail" for c in self.checks)
+
+
+def add_parser(sub: Any) -> None:
+    """Register the sub-command."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "commission",
+        help="check a newly wired battery step by step (exit 0 only when all pass)",
+        description="Check, one verdict per line: the config, the serial port, which Logic "
+        "boards answer, every reading, the current sensor's zero offset, the inputs, the MQTT "
+        "broker and credentials; with --relays, click each relay after you confirm it.",
+    )
+    p.add_argument("config", type=Path, help="YAML config of the battery")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--relays",
+        action="store_true",
+        help="click-test each relay, after a typed confirmation per relay",
+    )
+    p.add_argument(
+        "--yes-relay",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="confirm relay N without asking (for scripted test benches); repeatable",
+    )
+    p.set_defaults(func=_commission)
+
+
+def _commission(args: argparse.Namespace) -> int:
+    report = Report()
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        report.add("config", "fail", str(err).replace("\n", "; "), "fix the keys listed")
+        return _finish(report, args.json)
+    report.add("config", "pass", f"{args.config} is valid")
+
+    def ask(question: str) -> bool:
+        if args.json or not sys.stdin.isatty():
+            return False
+        return input(f"{question} Type 'yes' to go ahead: ").strip().lower() == "yes"
+
+    asyncio.run(
+        commission(config, report, relays=args.relays, confirmed=set(args.yes_relay), ask=ask)
+    )
+    return _finish(report, args.json)
+
+
+def _finish(report: Report, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"ok": report.ok, "checks": [asdict(c) for c in report.checks]}))
+    else:
+        width = max(len(c.step) for c in report.checks)
+        for c in report.checks:
+            print(f"[{c.verdict.upper():4}] {c.step:<{width}}  {c.detail}")
+            if c.fix and c.verdict in ("fail", "warn"):
+                print(f"       {'':<{width}}  -> {c.fix}")
+        failed = [c for c in report.checks if c.verdict == "fail"]
+        if failed:
+            print(f"\n{len(failed)} check(s) failed: fix the lines marked -> and run again.")
+        else:
+            print("\nevery check passed")
+    return 0 if report.ok else 1
+
+
+async def commission(
+    config: GatewayConfig,
+    report: Report,
+    *,
+    relays: bool = False,
+    confirmed: set[int] | None = None,
+    ask: Callable[[str], bool] = lambda _q: False,
+) -> None:
+    """Run every check into `report` (never raises for an expected failure)."""
+    for f in preflight(config):
+        if f.key == "drivers.adc":
+            continue  # the current sensor step says it, with the fix
+        report.add(f"preflight {f.key}", "fail" if f.level == "error" else "warn", f.message)
+    safe = await _logic(config, report)
+    await _current(config, report)
+    _inputs(config, report)
+    await _mqtt(config, report)
+    if relays:
+        _relays(config, report, safe and report.ok, confirmed or set(), ask)
+
+
+# --- Logic boards ------------------------------------------------------------------------
+
+
+async def _logic(config: GatewayConfig, report: Report) -> bool:
+    """Serial port, boards and readings; True when the battery looked safe to switch."""
+    if config.gateway.mode == "bridge":
+        report.add("logic", "skip", "bridge mode: the BMS Main 2.x polls the Logic boards")
+        return False
+    port = config.logic.port
+    if port is None:
+        report.add("serial port", "skip", "logic.port is null: the embedded simulator runs")
+        return False
+    from pymodbus.client import AsyncModbusSerialClient  # noqa: PLC0415
+
+    client = AsyncModbusSerialClient(
+        port,
+        baudrate=config.logic.baudrate,
+        parity=config.logic.parity,
+        stopbits=config.logic.stopbits,
+        bytesize=config.logic.bytesize,
+        timeout=config.logic.timeout_s,
+        retries=1,
+        reconnect_delay=0,
+        name="commission",
+    )
+    try:
+        opened = await client.connect()
+    except OSError as err:
+        report.add("serial port", "fail", os_reason(err, port), "check logic.port")
+        return False
+    if not opened:
+        why = device_problem(port) or f"{port} does not open as a serial port"
+        report.add("serial port", "fail", why, "check logic.port and the RS-485 adapter")
+        return False
+    report.add("serial port", "pass", f"{port} open at {config.logic.baudrate} Bd")
+    try:
+        return await _boards(config, report, client)
+    finally:
+        client.close()
+
+
+async def _read(client: Any, board: int, count: int) -> list[int] | str:
+    from pymodbus.exceptions import ModbusException  # noqa: PLC0415
+
+    try:
+        rr = await client.read_input_registers(0, count=count, device_id=board)
+    except (ModbusException, OSError) as err:
+        text = str(err)
+        return "no reply" if "No response" in text else text
+    if rr.isError():
+        return f"exception reply {getattr(rr, 'exception_code', '?')}"
+    return list(rr.registers)
+
+
+async def _boards(config: GatewayConfig, report: Report, client: Any) -> bool:
+    logic = config.logic
+    settings = resolve(config)
+    prot = settings.protections
+    lo_v = prot["cell_undervoltage"].threshold or 0.0
+    hi_v = prot["cell_overvoltage"].threshold or 5.0
+    safe = True
+    cells_seen: list[float] = []
+    for board in logic.addresses:
+        step = f"board {board}"
+        header = await _read(client, board, logic_map.REG_CELL_VOLTAGES)
+        if isinstance(header, str):
+            report.add(
+                step,
+                "fail",
+                f"does not answer ({header})",
+                "check its address switches, the RS-485 wiring (A/B, termination) and "
+                f"logic.baudrate ({logic.baudrate})",
+            )
+            safe = False
+            continue
+        cells = header[logic_map.REG_CELL_COUNT]
+        sensors = header[logic_map.REG_SENSOR_COUNT]
+        if header[logic_map.REG_DEVICE_ID] != logic_map.DEVICE_ID:
+            report.add(step, "fail", "answers, but is not a BMS Logic board", "check the address")
+            safe = False
+            continue
+        regs = await _read(
+            client,
+            board,
+            logic_map.registers_to_read(
+                min(cells, logic_map.MAX_CELLS), min(sensors, logic_map.MAX_SENSORS)
+            ),
+        )
+        if isinstance(regs, str):
+            report.add(step, "fail", f"unreadable reply: {regs}", "check the wiring")
+            safe = False
+            continue
+        try:
+            reading = logic_map.decode_input_registers(regs, cells, sensors)
+        except GatewayError as err:
+            report.add(step, "fail", f"unreadable reply: {err}", "check the wiring")
+            safe = False
+            continue
+        counts = f"{cells} cells, {sensors} sensors, firmware {reading.firmware}"
+        if cells != logic.cells_per_board or sensors != logic.sensors:
+            report.add(
+                step,
+                "fail",
+                f"{counts}; the config expects {logic.cells_per_board} cells, "
+                f"{logic.sensors} sensors",
+                f"set logic.cells_per_board: {cells} and logic.sensors_per_board: {sensors} "
+                "(or fix the board's setting)",
+            )
+            safe = False
+        else:
+            report.add(step, "pass", counts)
+        safe = _plausible(report, board, reading, lo_v, hi_v) and safe
+        cells_seen.extend(reading.cell_voltages_v)
+    if cells_seen:
+        spread = max(cells_seen) - min(cells_seen)
+        limit = prot["cell_imbalance"].threshold or 0.1
+        report.add(
+            "cell balance",
+            "pass" if spread <= limit else "warn",
+            f"spread {spread * 1000:.0f} mV over {len(cells_seen)} cells "
+            f"(limit {limit * 1000:.0f} mV)",
+            "balance the cells before the first full charge",
+        )
+    return safe
+
+
+def _plausible(
+    report: Report, board: int, reading: logic_map.LogicBoardReading, lo_v: float, hi_v: float
+) -> bool:
+    bad_v = [
+        f"c{i} {v:.3f} V" for i, v in enumerate(reading.cell_voltages_v, 1) if not lo_v <= v <= hi_v
+    ]
+    bad_t = [
+        f"t{i} {'missing' if t is None else f'{t:.1f} °C'}"
+        for i, t in enumerate(reading.temperatures_c, 1)
+        if t is None or not PLAUSIBLE_TEMP_C[0] <= t <= PLAUSIBLE_TEMP_C[1]
+    ]
+    step = f"board {board} readings"
+    if not bad_v and not bad_t:
+        vs = reading.cell_voltages_v
+        detail = f"cells {min(vs):.3f}..{max(vs):.3f} V" if vs else "no cells"
+        report.add(step, "pass", detail)
+        return True
+    report.add(
+        step,
+        "fail",
+        "implausible: " + ", ".join(bad_v + bad_t),
+        f"cells must read {lo_v:g}..{hi_v:g} V and sensors "
+        f"{PLAUSIBLE_TEMP_C[0]:g}..{PLAUSIBLE_TEMP_C[1]:g} °C: check the sense wires and "
+        "sensor plugs of those channels",
+    )
+    return False
+
+
+# --- current sensor, inputs ---------------------------------------------------------------
+
+
+async def _current(config: GatewayConfig, report: Report) -> None:
+    sources = current_sources(config)
+    if config.gateway.mode == "bridge":
+        report.add("current sensor", "skip", "bridge mode: the BMS Main 2.x measures it")
+        return
+    adc = config.drivers.adc
+    if adc is None or (adc.backend == "sim" and not config.embedded_simulator):
+        if sources:
+            report.add("current sensor", "pass", f"current from {', '.join(sources)}")
+        else:
+            report.add(
+                "current sensor",
+                "fail",
+                "no current source: the engine closes no contactor without a current reading",
+                "set drivers.adc to the board's ADC (docs/hardware.md) or add a Modbus meter "
+                "that feeds current_a (modbus.devices)",
+            )
+        return
+    from gateway.commands.calibrate import measure  # noqa: PLC0415
+    from gateway.protocols import analog  # noqa: PLC0415
+
+    try:
+        offset_v, n = await measure(config, samples=10, interval_s=0.02)
+    except GatewayError as err:
+        report.add("current sensor", "fail", str(err), "check the sensor's supply and plug")
+        return
+    cs = config.current_sensor
+    residual_a = analog.current_from_volts(
+        cs.vref_v + offset_v,
+        cs.vref_v,
+        nominal_current_a=cs.nominal_current_a,
+        sensitivity_v=cs.sensitivity_v,
+        zero_offset_v=cs.zero_offset_v,
+        invert=cs.invert,
+    )
+    detail = f"zero offset {offset_v * 1000:+.2f} mV over {n} readings, reads {residual_a:+.2f} A"
+    if abs(residual_a) <= ZERO_CURRENT_TOLERANCE_A:
+        report.add("current sensor", "pass", detail + " (with no current flowing)")
+    else:
+        report.add(
+            "current sensor",
+            "warn",
+            detail + "; if no current flows now, calibrate",
+            f"set current_sensor.zero_offset_v: {offset_v:.5f} (or run "
+            "`bms-gateway calibrate-current CONFIG`)",
+        )
+
+
+def _inputs(config: GatewayConfig, report: Report) -> None:
+    if config.drivers.inputs.backend == "sim" and not config.embedded_simulator:
+        report.add("inputs", "skip", "drivers.inputs is sim: no discrete inputs to read")
+        return
+    from gateway.hal.drivers import build_drivers  # noqa: PLC0415
+
+    try:
+        drivers = build_drivers(config)
+    except GatewayError as err:
+        report.add("inputs", "fail", str(err), "check drivers.inputs")
+        return
+    try:
+        states = drivers.inputs.read_inputs()
+    except Exception as err:  # a driver's own read failure
+        report.add("inputs", "fail", f"unreadable: {err}", "check drivers.inputs")
+        return
+    finally:
+        drivers.close()
+    parts = []
+    for n, a in config.inputs.assignments().items():
+        if n - 1 < len(states):
+            active = states[n - 1] != a.invert
+            parts.append(f"{n}={'active' if active else 'inactive'} ({a.signal})")
+    report.add("inputs", "pass", ", ".join(parts))
+
+
+# --- MQTT -----------------------------------------------------------------------------------
+
+
+async def _mqtt(config: GatewayConfig, report: Report) -> None:
+    m = config.mqtt
+    if not m.enabled:
+        report.add("mqtt", "skip", "mqtt.enabled is false")
+        return
+    import aiomqtt  # noqa: PLC0415
+
+    password = m.password.get_secret_value() if m.password is not None else None
+    where = f"{m.host}:{m.port}"
+    try:
+        async with asyncio.timeout(10):
+            async with aiomqtt.Client(
+                m.host, m.port, username=m.username, password=password, identifier=None
+            ):
+                pass
+    except aiomqtt.MqttCodeError as err:
+        rc = getattr(err, "rc", None)
+        code = getattr(rc, "value", rc)
+        if code in (4, 5, 134, 135):
+            report.add(
+                "mqtt",
+                "fail",
+                f"{where} refused the credentials (not authorised)",
+                "check mqtt.username and mqtt.password / mqtt.password_file (and the broker's ACL)",
+            )
+        else:
+            report.add("mqtt", "fail", f"{where} refused the connection ({err})", "check mqtt.*")
+        return
+    except (aiomqtt.MqttError, OSError, TimeoutError) as err:
+        why = os_reason(err) if isinstance(err, OSError) else str(err) or "timed out"
+        why = re.sub(r"\[Errno \d+\] ", "", why)
+        report.add(
+            "mqtt",
+            "fail",
+            f"cannot reach the broker at {where} ({why})",
+            "is the broker running there? check mqtt.host, mqtt.port and the firewall",
+        )
+        return
+    user = f" as {m.username}" if m.username else " (anonymous)"
+    report.add("mqtt", "pass", f"connected to {where}{user}")
+
+
+# --- relays ---------------------------------------------------------------------------------
+
+
+def _relays(
+    config: GatewayConfig,
+    report: Report,
+    safe: bool,
+    confirmed: set[int],
+    ask: Callable[[str], bool],
+) -> None:
+    if config.gateway.mode == "bridge":
+        report.add("relays", "skip", "bridge mode: this gateway drives no relays")
+        return
+    if not safe:
+        report.add(
+            "relays",
+            "skip",
+            "not tested: a check above failed, so a protection would block the relays",
+            "fix the failed checks first",
+        )
+        return
+    from gateway.hal.drivers import build_drivers  # noqa: PLC0415
+
+    try:
+        drivers = build_drivers(config)
+    except GatewayError as err:
+        report.add("relays", "fail", str(err), "check drivers.relays")
+        return
+    assigned = config.inputs.assignments().items()
+    feedback = {str(a.signal): n for n, a in assigned if a.signal.endswith("feedback")}
+    try:
+        for n, function in config.relays.functions().items():
+            step = f"relay {n} ({function})"
+            if function == "none":
+                report.add(step, "skip", "not used")
+                continue
+            if n not in confirmed and not ask(f"Close relay {n} ({function}) for one second?"):
+                report.add(step, "skip", "not confirmed")
+                continue
+            report.checks.append(_click(drivers, n, function, feedback, config))
+    finally:
+        drivers.close()
+
+
+def _click(
+    drivers: Any, n: int, function: str, feedback: dict[str, int], config: GatewayConfig
+) -> Check:
+    import time  # noqa: PLC0415
+
+    step = f"relay {n} ({function})"
+    fb_input = feedback.get(f"{function}_feedback")
+    try:
+        drivers.relays.renew_lease(time.monotonic() + 2.0)
+        drivers.relays.set_relay(n, True)
+        time.sleep(0.5)
+        closed = drivers.relays.relay_closed(n)
+        fb = None
+        if fb_input is not None:
+            states = drivers.inputs.read_inputs()
+            fb = states[fb_input - 1] != config.inputs.assignments()[fb_input].invert
+    except Exception as err:  # a driver failure: report it, the finally opens the relay
+        return Check(step, "fail", f"driver error: {err}", "check drivers.relays")
+    finally:
+        drivers.relays.set_relay(n, False)
+    if not closed:
+        return Check(step, "fail", "the driver did not close it", "check drivers.relays")
+    if fb_input is None:
+        return Check(step, "pass", "clicked (no feedback input assigned: listen for it)")
+    if fb:
+        return Check(step, "pass", f"clicked; feedback input {fb_input} followed")
+    return Check(
+        step,
+        "fail",
+        f"feedback input {fb_input} did not follow",
+        "check the auxiliary contact wiring and inputs.{fb_input}.invert",
+    )
