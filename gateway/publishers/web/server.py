@@ -227,10 +227,9 @@ class WebComponent:
 
     def _offer(self, data: bytes) -> None:
         for q in list(self._clients):
-            if q.full():
-                self._clients.discard(q)  # too slow: its stream ends, the page reconnects
-                with contextlib.suppress(asyncio.QueueFull):
-                    q.put_nowait(None)
+            if q.qsize() >= CLIENT_QUEUE:  # too slow: its stream ends, the page reconnects
+                self._clients.discard(q)
+                q.put_nowait(None)  # the queue keeps one slot for this end mark
                 continue
             q.put_nowait(data)
 
