@@ -15,6 +15,7 @@ from gateway.core import registry, runlock, sdnotify
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
+from gateway.core.errors import FatalError
 from gateway.core.state import GatewayState, StateStore
 from gateway.core.supervise import run_tasks
 from gateway.hal.drivers import build_drivers
@@ -175,5 +176,25 @@ def main_run(config: GatewayConfig) -> int:
                 await run_gateway(config)
         log.info("stopped")
 
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except BaseException as err:
+        fatal = _fatal_errors(err)
+        if not fatal:
+            raise
+        for e in fatal:
+            log.critical("%s", e)
+        return EXIT_FATAL
     return 0
+
+
+EXIT_FATAL = 3  # a FatalError stopped the gateway (e.g. a duplicate gateway.id)
+
+
+def _fatal_errors(err: BaseException) -> list[FatalError]:
+    """The FatalErrors in `err` (an exception or a nested exception group)."""
+    if isinstance(err, FatalError):
+        return [err]
+    if isinstance(err, BaseExceptionGroup):
+        return [f for e in err.exceptions for f in _fatal_errors(e)]
+    return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,9 +18,9 @@ from gateway.protocols.modbus_profile import (
     decode_block,
     decode_point,
     encode_point,
-    parse_profile,
     plan_reads,
 )
+from gateway.protocols.profile_schema import parse_profile
 from gateway.protocols.profiles import bundled_profiles, load_profile
 
 
@@ -211,17 +212,23 @@ def test_declared_adjacent_blocks_merge() -> None:
 @pytest.mark.parametrize(
     ("points", "blocks", "message"),
     [
-        ([{"name": "a", "address": 0, "type": "U17"}], None, "type must be"),
-        ([{"name": "a", "address": 0, "type": "U16", "bogus": 1}], None, "unknown keys"),
+        ([{"name": "a", "address": 0, "type": "U17"}], None, "points.0.type: type must be"),
+        ([{"name": "a", "address": 0, "type": "U16", "bogus": 1}], None, "points.0.bogus: unknown"),
         ([{"name": "a", "address": 0, "type": "U32"}, {"name": "b", "address": 1, "type": "U16"}],
          None, "overlap"),
         ([{"name": "a", "address": 0, "type": "U16"}, {"name": "a", "address": 1, "type": "U16"}],
          None, "duplicate"),
         ([{"name": "a", "address": 5, "type": "U16"}], [{"start": 0, "count": 2}], "in no block"),
-        ([{"name": "a", "address": 0, "type": "U16", "function": 6}], None, "function must be"),
-        ([{"name": "a", "address": 0, "type": "U16", "feeds": "voltage"}], None, "feeds"),
-        ([{"name": "a", "address": 0, "type": "bitfield16", "bits": {16: "x"}}], None, "bit 16"),
-        ([{"name": "a", "address": "zz", "type": "U16"}], None, "integer"),
+        ([{"name": "a", "address": 0, "type": "U16", "function": 6}], None,
+         "points.0.function: function must be"),
+        ([{"name": "a", "address": 0, "type": "U16", "feeds": "voltage"}], None,
+         "points.0.feeds: feeds must be"),
+        ([{"name": "a", "address": 0, "type": "bitfield16", "bits": {16: "x"}}], None,
+         "points.0: bit 16"),
+        ([{"name": "a", "address": "zz", "type": "U16"}], None, "points.0.address: .*integer"),
+        ([{"name": "a", "address": 0x10000, "type": "U16"}], None, "points.0.address"),
+        ([{"name": "a", "address": 0, "type": "U16"}], [{"start": 0, "cuont": 1}],
+         "blocks.0.cuont: unknown key \\(did you mean 'count'"),
     ],
 )  # fmt: skip
 def test_bad_profiles_give_clear_errors(
@@ -285,3 +292,15 @@ def test_main2x_block_decodes_any_registers_without_crashing(regs: list[int]) ->
     values, problems = decode_block(prof, Block(4, 0x2000, 9), regs)
     assert values["main2x.inputs_1"] == regs[0]
     assert len(problems) <= 3  # the three REAL32 may be NaN/inf: reported, not raised
+
+
+def test_profile_file_errors_name_file_line_and_dotted_path(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "name: x\npoints:\n  - {name: a, address: 0, type: U16}\n"
+        "  - {name: b, address: 0x10, type: U16, scael: 2}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_profile(str(f))
+    assert str(err.value) == f"{f}:4: points.1.scael: unknown key (did you mean 'scale'?)"

@@ -1,8 +1,14 @@
-"""The engine as a gateway component: a clocked loop around `Engine.step`.
+"""The engine as a gateway component: an event-driven loop around `Engine.step`.
 
-Every `engine.cycle_s` it drains the state store, steps the engine, drives the relays,
-outputs and indicators, renews the relay lease and publishes the notices. Whatever ends
-the loop (cancel, shutdown, an exception), every relay is driven open on the way out.
+A decision (`cycle`: drain the state store, step the engine, drive the relays, outputs and
+indicators, renew the relay lease, publish the notices) runs when an input the engine
+depends on arrives (a board scan or silence, a current/ADC reading, the discrete inputs, a
+relevant CAN/Modbus point, an operator command) and at the exact instant a pending set or
+clear delay, Ton/Toff, staleness timeout or limit ramp step falls due
+(`Engine.next_decision_s`: one timer on the gateway clock, re-armed to the earliest
+deadline). A slow heartbeat every `engine.cycle_s` only renews the lease, blinks the
+indicators and looks at the drivers' fault reports. Whatever ends the loop (cancel,
+shutdown, an exception), every relay is driven open on the way out.
 """
 
 from __future__ import annotations
@@ -13,16 +19,40 @@ import logging
 from prometheus_client import Counter, Gauge
 
 from gateway.control.commands import CommandRequested, apply_command
-from gateway.control.engine import Engine, StepResult
+from gateway.control.detect import CHARGER_FAULT_POINTS
+from gateway.control.engine import BRIDGED_SOC_POINTS, Engine, StepResult
+from gateway.control.measure import (
+    CHARGER_CONNECTED_POINT,
+    ERROR_POINT_PREFIX,
+    ERROR_RESET_POINT,
+    OVERRIDE_POINT_PREFIX,
+)
 from gateway.control.names import ERROR_NAMES
 from gateway.control.soc import SOC_FILE, load_soc
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
-from gateway.core.events import ErrorRaised, Notice, PackMeasured, RelaySwitched
+from gateway.core.events import (
+    BoardCameOnline,
+    BoardScanned,
+    BoardWentOffline,
+    ErrorRaised,
+    Event,
+    InputsRead,
+    Notice,
+    PackMeasured,
+    PointsRead,
+    RelaySwitched,
+)
+from gateway.core.supervise import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 RELAY_DRIVER_FAULT = "relay_driver_fault"
+# Points the engine decides on (a PointsRead wakes it only when one of these changes).
+ENGINE_POINTS = frozenset(
+    {CHARGER_CONNECTED_POINT, ERROR_RESET_POINT, *CHARGER_FAULT_POINTS, *BRIDGED_SOC_POINTS}
+)
+ENGINE_POINT_PREFIXES = (ERROR_POINT_PREFIX, OVERRIDE_POINT_PREFIX)
 
 
 class EngineComponent:
@@ -50,6 +80,22 @@ class EngineComponent:
         self._commands = ctx.bus.subscribe(
             "engine-commands", CommandRequested, overflow=Overflow.NEVER_DROP, maxsize=64
         )
+        # Inputs that wake a decision (the state store applies them; this only says "now").
+        self._wake = ctx.bus.subscribe(
+            "engine-wake",
+            BoardScanned,
+            BoardWentOffline,
+            BoardCameOnline,
+            PackMeasured,
+            InputsRead,
+            PointsRead,
+            CommandRequested,
+            overflow=Overflow.KEEP_LATEST,
+            maxsize=1024,
+        )
+        self._points_seen: dict[str, object] = {}
+        self._last_decision_s: float | None = None
+        self._faults_decided: dict[str, str] = {}
         self._soc_saved_s: float | None = None
         self.cycles = Counter(
             "bms_engine_cycles", "Control engine decision cycles.", registry=ctx.registry
@@ -106,6 +152,8 @@ class EngineComponent:
                 log.exception("relay driver check_lease failed")
             self._report_driver_fault()
         applied = self._apply_commands(now_s)
+        self._last_decision_s = now_s
+        self._faults_decided = dict(self.engine.faults)
         result = self.engine.step(now_s)
         self._drive(result, now_s)
         if controller:
@@ -227,7 +275,7 @@ class EngineComponent:
             log.exception("saving the SOC failed")
 
     async def run(self) -> None:
-        """Decide every `engine.cycle_s` until cancelled; relays open on the way out."""
+        """Decide on inputs and deadlines until cancelled; relays open on the way out."""
         clock = self.ctx.clock
         log.info("control engine running (%s mode)", self.ctx.config.gateway.mode)
         try:
@@ -243,12 +291,89 @@ class EngineComponent:
             self.shutdown()
             log.info("control engine stopped: every relay opened")
 
+    # --- event-driven decisions -----------------------------------------------------
+
+    def next_decision_s(self) -> float:
+        """Clock time of the next decision due on its own (`math.inf`: none pending)."""
+        if self._last_decision_s is None:
+            return self.ctx.clock.now()
+        return self.engine.next_decision_s(self._last_decision_s)
+
+    def _relevant(self, event: Event) -> bool:
+        """True when `event` carries something the engine decides on."""
+        if not isinstance(event, PointsRead):
+            return True
+        changed = False
+        for key, value in event.values.items():
+            relevant = key in ENGINE_POINTS or key.startswith(ENGINE_POINT_PREFIXES)
+            if relevant and self._points_seen.get(key, self) != value:
+                self._points_seen[key] = value
+                changed = True
+        return changed
+
+    def input_pending(self) -> bool:
+        """Drain the wake queue; True when an input the engine depends on arrived."""
+        woke = False
+        while (event := self._wake.get_nowait()) is not None:
+            woke = self._relevant(event) or woke
+        return woke
+
+    def heartbeat(self, now_s: float) -> bool:
+        """The periodic part, no decision: renew the lease, blink the indicators, publish the
+        relay state the hardware confirmed and collect the drivers' fault reports.
+
+        Returns True when a decision is needed now: the lease had lapsed, or a driver or
+        state-writer fault report changed since the last decision.
+        """
+        d = self.ctx.drivers
+        need = False
+        if self.engine.controller:
+            try:
+                need = d.relays.check_lease(now_s)
+                d.relays.renew_lease(now_s + self.lease_s)
+            except Exception:
+                self.driver_failures.labels(driver="relays").inc()
+                log.exception("relay driver lease renewal failed")
+                need = True
+            self._report_driver_fault()
+            self._publish_confirmed()
+        try:
+            for name, on in self.engine.indicator_states(now_s).items():
+                d.indicators.set_indicator(name, on)
+        except Exception:
+            self.driver_failures.labels(driver="indicators").inc()
+            log.exception("indicator driver failed")
+        return need or self.engine.faults != self._faults_decided
+
+    async def _wait_input(self, due_s: float) -> bool:
+        """Wait until an input arrives (True) or the clock reaches `due_s` (False)."""
+        if self.input_pending():
+            return True
+        clock = self.ctx.clock
+        while clock.now() < due_s:
+            getter = asyncio.ensure_future(self._wake.get())
+            sleeper = asyncio.ensure_future(clock.sleep_until(due_s))
+            try:
+                await asyncio.wait({getter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (getter, sleeper):
+                    if not task.done():
+                        await cancel_and_wait(task)
+            got = getter.done() and not getter.cancelled() and getter.exception() is None
+            if got and (self._relevant(getter.result()) | self.input_pending()):
+                return True
+        return self.input_pending()
+
     async def _decide(self) -> None:
         clock = self.ctx.clock
-        next_s = clock.now()
+        self.cycle(clock.now())
+        beat_s = clock.now() + self.cycle_s
         while True:
-            self.cycle(clock.now())
-            next_s += self.cycle_s
+            woke = await self._wait_input(min(self.next_decision_s(), beat_s))
             now = clock.now()
-            next_s = max(next_s, now)
-            await clock.sleep_until(next_s)
+            need = woke or now >= self.next_decision_s()
+            if now >= beat_s:
+                beat_s = max(beat_s + self.cycle_s, now)
+                need = self.heartbeat(now) or need
+            if need:
+                self.cycle(now)

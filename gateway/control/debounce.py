@@ -37,8 +37,14 @@ class Debounced:
         clear_delay_s: float,
         latch: bool = False,
         detail: str = "",
+        seen_s: float | None = None,
     ) -> Transition | None:
-        """Feed one verdict (None = protection disabled); return a transition, if any."""
+        """Feed one verdict (None = protection disabled); return a transition, if any.
+
+        `seen_s`: clock time of the reading judged; a breach or release is timed from the
+        reading that first showed it (never later than `now_s`), not from this decision.
+        """
+        at_s = now_s if seen_s is None else min(now_s, seen_s)
         if state is None:
             self.bad_since_s = self.ok_since_s = None
             if self.active:
@@ -48,13 +54,13 @@ class Debounced:
         if state == "breach":
             self.ok_since_s = None
             if self.bad_since_s is None:
-                self.bad_since_s = now_s
+                self.bad_since_s = at_s
             if detail:
                 self.detail = detail
         elif state == "ok":
             self.bad_since_s = None
             if self.ok_since_s is None:
-                self.ok_since_s = now_s
+                self.ok_since_s = at_s
         else:  # band or unknown: neither a breach nor a release
             self.bad_since_s = None
             self.ok_since_s = None
@@ -70,6 +76,14 @@ class Debounced:
         ):
             self.active, self.since_s = False, now_s
             return "cleared"
+        return None
+
+    def due_s(self, set_delay_s: float, clear_delay_s: float) -> float | None:
+        """Clock time at which a pending set or clear falls due (None: nothing pending)."""
+        if not self.active and self.bad_since_s is not None:
+            return self.bad_since_s + set_delay_s
+        if self.active and not self.latched and self.ok_since_s is not None:
+            return self.ok_since_s + clear_delay_s
         return None
 
     def acknowledge(self, now_s: float) -> Transition | None:

@@ -39,6 +39,7 @@ class Verdict:
     value: float | None = None
     detail: str = ""
     causes: frozenset[str] = frozenset()  # unknown: the root-cause errors of the missing data
+    at_s: float | None = None  # clock time of the reading judged (None: now)
 
 
 def _above(value: float, p: Params, unit: str) -> Verdict:
@@ -139,7 +140,7 @@ def check_board_silent(m: Measurements, row: ProtectionRow, p: Params) -> Verdic
     silent = [
         b.board
         for b in m.boards
-        if (m.controller or b.scanned) and b.silent_s >= p.set_delay_s and not b.answering
+        if (m.controller or b.scanned) and b.silent_s >= p.set_delay_s - 1e-9 and not b.answering
     ]
     if silent:
         return Verdict("breach", float(len(silent)), "board " + ",".join(map(str, silent)))
@@ -309,10 +310,36 @@ def _root_cause(v: Verdict, params: dict[str, Params]) -> Verdict:
     return replace(v, state="breach")
 
 
+# Which reading each check judges: its timestamp starts the set/clear delays.
+DATA_TIME: dict[Check, str] = {
+    **dict.fromkeys(
+        (
+            "cell_voltage_max",
+            "cell_voltage_min",
+            "temperature_min",
+            "temperature_max",
+            "sensor_fault",
+            "cell_count",
+            "board_temperature_max",
+            "cell_spread",
+            "cell_plausible",
+        ),
+        "cells_at_s",
+    ),
+    **dict.fromkeys(("current_charge", "current_discharge", "current_sensor"), "current_at_s"),
+    **dict.fromkeys(("input_active", "contactor_feedback"), "inputs_at_s"),
+    "humidity_max": "humidity_at_s",
+}
+
+
 def detect(m: Measurements, params: dict[str, Params]) -> dict[str, Verdict]:
     """Return the verdict of every enabled protection (see the module doc for `unknown`)."""
-    return {
-        row.name: _root_cause(CHECKS[row.check](m, row, params[row.name]), params)
-        for row in PROTECTIONS
-        if params[row.name].enable
-    }
+    out = {}
+    for row in PROTECTIONS:
+        if not params[row.name].enable:
+            continue
+        v = _root_cause(CHECKS[row.check](m, row, params[row.name]), params)
+        if (key := DATA_TIME.get(row.check)) is not None:
+            v = replace(v, at_s=getattr(m, key))
+        out[row.name] = v
+    return out

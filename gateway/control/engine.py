@@ -26,7 +26,7 @@ from gateway.board import OUTPUT_COUNT, RELAY_COUNT
 from gateway.control import balancing as bal
 from gateway.control.debounce import Debounced
 from gateway.control.detect import SELF_TIMED, Verdict, detect
-from gateway.control.indicators import indicators
+from gateway.control.indicators import blink, indicators
 from gateway.control.latches import PERSISTENCE_FAULT
 from gateway.control.limits import LimitInputs, LimitParams, LimitRamp, target_limits
 from gateway.control.measure import (
@@ -154,6 +154,8 @@ class Engine:
         self._reasons: dict[str, tuple[tuple[str, ...], Any, float]] = {}
         self._switch_since: dict[str, float] = {}
         self._pending: list[Notice] = []
+        self._ramping = False
+        self._indicator_patterns: tuple[dict[str, bool], dict[str, str]] = ({}, {})
         self._breach_since_s: dict[str, float] = {}  # raised errors awaiting a relay command
         # `request.error_reset` is a counter: the value at start is the baseline.
         self._reset_seen = self._reset_counter() or 0.0
@@ -351,6 +353,7 @@ class Engine:
                 clear_delay_s=p.clear_delay_s,
                 latch=p.latch,
                 detail="" if v is None else v.detail,
+                seen_s=None if v is None else v.at_s,
             )
             if t == "raised":
                 row = BY_NAME[name]
@@ -402,6 +405,72 @@ class Engine:
         tup = tuple(reasons)
         since = now_s if prev is None or prev[0] != tup or prev[1] != value else prev[2]
         self._reasons[key] = (tup, value, since)
+
+    # --- when to decide next -------------------------------------------------------
+
+    def indicator_states(self, now_s: float) -> dict[str, bool]:
+        """The indicators at `now_s` from the last decision's patterns (heartbeat blinking)."""
+        states, patterns = self._indicator_patterns
+        return {
+            name: blink(now_s, float(p[6:-2])) if p.startswith("blink_") else states[name]
+            for name, p in patterns.items()
+        }
+
+    def next_decision_s(self, now_s: float) -> float:
+        """The earliest clock time after `now_s` at which a decision falls due on its own.
+
+        Set/clear delays, Ton/Toff, data turning stale, a silent board reaching its
+        `logic_offline` delay, the end of the start-up grace and limit ramps: the engine is
+        stepped again at that instant even if no input changes (inputs that change wake it
+        anyway). `math.inf` when nothing is pending.
+        """
+        due: list[float] = []
+
+        def add(t: float | None) -> None:
+            if t is not None and t > now_s:
+                due.append(t)
+
+        def after(t: float | None) -> None:  # data is fresh through t, stale just after it
+            if t is not None:
+                add(math.nextafter(t, math.inf))
+
+        prot = self.settings.protections
+        for name, err in self.errors.items():
+            p = prot[name]
+            add(err.due_s(0.0 if name in SELF_TIMED else p.set_delay_s, p.clear_delay_s))
+        cfg = self.config
+        for lvl, deb in (
+            (cfg.heater, self.heater),
+            (cfg.cooler, self.cooler),
+            (cfg.signal_levels.low_soc, self.low_soc),
+            (cfg.signal_levels.high_charging_current, self.high_charging_current),
+        ):
+            add(deb.due_s(lvl.set_delay_ms / 1000, lvl.clear_delay_s))
+        for ctl in (self.charge, self.discharge):
+            add(ctl.due_s())
+        e = cfg.engine
+        st = self.state
+        lo = prot["logic_offline"]
+        for n in self.boards:
+            b = st.boards.get(n)
+            updated = None if b is None else b.updated_s
+            if updated is not None:
+                after(updated + e.cell_timeout_s)
+            if lo.enable:
+                add((self.started_s if updated is None else updated) + lo.set_delay_s)
+        if st.current_updated_s is not None:
+            after(st.current_updated_s + e.current_timeout_s)
+        if st.humidity_updated_s is not None:
+            after(st.humidity_updated_s + e.current_timeout_s)
+        if st.inputs_updated_s is not None:
+            after(st.inputs_updated_s + e.inputs_timeout_s)
+        add(self.started_s + e.startup_grace_s)
+        if self._ramping:
+            add(now_s + e.cycle_s)
+        if not self.controller:
+            for point in BRIDGED_SOC_POINTS:
+                after(st.point_updated_s.get(point, -math.inf) + cfg.soc.bridge_timeout_s)
+        return min(due, default=math.inf)
 
     # --- the decision ---------------------------------------------------------------
 
@@ -526,12 +595,14 @@ class Engine:
             now_s=now_s,
             set_delay_s=h.set_delay_ms / 1000,
             clear_delay_s=h.clear_delay_s,
+            seen_s=m.cells_at_s,
         )
         self.cooler.update(
             _level(tmax, above=c.max, below=None, tol=c.tolerant) if c.enable else None,
             now_s=now_s,
             set_delay_s=c.set_delay_ms / 1000,
             clear_delay_s=c.clear_delay_s,
+            seen_s=m.cells_at_s,
         )
         heater_off = common + critical + [n for n in h.off_on_errors if n in active]
         cooler_off = common + critical + [n for n in c.off_on_errors if n in active]
@@ -728,6 +799,7 @@ class Engine:
             self.limit_params,
         )
         limits, ramping = self.ramp.apply(now_s, targets)
+        self._ramping = bool(ramping)
         for key, name in (("ccl_a", "ccl"), ("dcl_a", "dcl")):
             if key in ramping:
                 limit_reasons[name].append("ramp")
@@ -785,7 +857,7 @@ class Engine:
 
         # indicators
         logic_errors = bool(m.stale_boards) or "logic_offline" in active
-        ind, patterns = indicators(
+        ind, patterns = self._indicator_patterns = indicators(
             now_s,
             running=True,
             logic_established=self.first_valid_scan and not logic_errors,

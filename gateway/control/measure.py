@@ -96,6 +96,12 @@ class Measurements:
     points: dict[str, float | int | bool | str] = field(default_factory=dict)
     overrides: frozenset[str] = frozenset()  # signals forced by an `override.<signal>` point
     faults: dict[str, str] = field(default_factory=dict)  # error -> reason (drivers, disk)
+    # clock time of the newest reading of each kind (delays count from the reading that
+    # first showed a breach, not from the decision that noticed it)
+    cells_at_s: float | None = None
+    current_at_s: float | None = None
+    humidity_at_s: float | None = None
+    inputs_at_s: float | None = None
     cell_window_v: tuple[float, float] = (-math.inf, math.inf)  # plausible cell voltage
     temperature_window_c: tuple[float, float] = (-math.inf, math.inf)  # plausible sensor
 
@@ -224,7 +230,7 @@ def measure(
         updated = None if b is None else b.updated_s
         silent = now_s - (updated if updated is not None else started_s)
         answering = (
-            b is not None and b.online and updated is not None and now_s - updated <= cell_timeout_s
+            b is not None and b.online and updated is not None and now_s <= updated + cell_timeout_s
         )
         count_ok = b is not None and len(b.cell_voltages_v) == cells_per_board
         faulty = b is not None and cell_fault(b, cell_window_v)
@@ -245,19 +251,19 @@ def measure(
     cur_t = state.current_updated_s
     current_fresh = (
         cur_t is not None
-        and now_s - cur_t <= current_timeout_s
+        and now_s <= cur_t + current_timeout_s
         and state.current_a is not None
         and math.isfinite(state.current_a)
     )
     hum_t = state.humidity_updated_s
     humidity_fresh = (
         hum_t is not None
-        and now_s - hum_t <= current_timeout_s
+        and now_s <= hum_t + current_timeout_s
         and state.humidity_pct is not None
         and math.isfinite(state.humidity_pct)
     )
     inputs_fresh = (
-        state.inputs_updated_s is not None and now_s - state.inputs_updated_s <= inputs_timeout_s
+        state.inputs_updated_s is not None and now_s <= state.inputs_updated_s + inputs_timeout_s
     )
     inputs: dict[str, bool | None] = {}
     for n, (signal, invert) in input_assignments.items():
@@ -279,7 +285,7 @@ def measure(
     return Measurements(
         now_s=now_s,
         controller=controller,
-        grace=now_s - started_s < startup_grace_s,
+        grace=now_s < started_s + startup_grace_s,
         boards=tuple(views),
         cells_per_board=cells_per_board,
         sensors_per_board=sensors_per_board,
@@ -294,6 +300,12 @@ def measure(
         points=dict(state.points),
         overrides=frozenset(overridden),
         faults=dict(faults or {}),
+        cells_at_s=max(
+            (b.updated_s for b in state.boards.values() if b.updated_s is not None), default=None
+        ),
+        current_at_s=cur_t,
+        humidity_at_s=hum_t,
+        inputs_at_s=state.inputs_updated_s,
         cell_window_v=cell_window_v,
         temperature_window_c=temperature_window_c,
     )

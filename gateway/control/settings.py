@@ -380,7 +380,14 @@ class InputsSection(_Numbered):
 class EngineSection(Section):
     """Timing of the control engine."""
 
-    cycle_s: float = Field(0.1, gt=0, le=5, description="Decision period.")
+    cycle_s: float = Field(
+        0.1,
+        gt=0,
+        le=5,
+        description="Heartbeat period: lease renewal, indicator blinking and driver fault "
+        "checks. Decisions are event-driven (on every input and at the exact instant a delay "
+        "falls due), not periodic.",
+    )
     relay_lease_s: float = Field(
         1.0, gt=0, le=60, description="Relays open if the engine misses this long."
     )

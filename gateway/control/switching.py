@@ -50,6 +50,14 @@ class ContactorControl:
                     self.gone_since_s = None
         return self.closed
 
+    def due_s(self) -> float | None:
+        """Clock time at which a pending Ton or Toff falls due (None: nothing pending)."""
+        if not self.closed and self.request_since_s is not None:
+            return self.request_since_s + self.ton_s
+        if self.closed and self.gone_since_s is not None:
+            return self.gone_since_s + self.toff_s
+        return None
+
     def waiting(self, now_s: float) -> str | None:
         """Describe a pending Ton/Toff, for reasons."""
         if not self.closed and self.request_since_s is not None:

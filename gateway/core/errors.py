@@ -11,6 +11,14 @@ class ConfigError(GatewayError):
     """The configuration is wrong: the user must fix it."""
 
 
+class FatalError(GatewayError):
+    """The gateway must not run on (e.g. another live gateway has the same id).
+
+    The process stops (every task cancelled, relays opened) and exits non-zero with this
+    message; a supervisor must not restart the raising component in-process.
+    """
+
+
 class AdapterUnavailableError(GatewayError):
     """A source or sink cannot be reached now: retry later."""
 

@@ -3,7 +3,8 @@
 A profile is data (usually YAML; see docs/modbus.md): read *blocks* (function code, start,
 count) and *points* (name, address, type, word order, scale, unit, what it feeds). This
 module is pure: dicts in, a `Profile` out; registers in, named values out; values in,
-registers out. Transports live in `gateway/adapters/modbus`.
+registers out. The profile document's schema and `parse_profile` are in
+`gateway.protocols.profile_schema`; transports live in `gateway/links`.
 
 Types: `U16`, `S16`, `U32`, `S32`, `REAL32` (IEEE-754 single), `bitfield16`, `bitfield32`
 (one bool point per named bit, plus the raw integer), `U8[n]` (n bytes in ceil(n/2)
@@ -13,7 +14,6 @@ rendered with `format` as a string, optionally BCD-decoded).
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import struct
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.core.errors import ConfigError, FrameRangeError, FrameTruncatedError
+from gateway.core.errors import FrameRangeError, FrameTruncatedError
 
 PointValue = float | int | bool | str
 WordOrder = Literal["low_first", "high_first"]
@@ -30,10 +30,9 @@ READ_FUNCTIONS = (3, 4)  # holding registers, input registers
 MAX_READ_REGISTERS = 125  # Modbus limit for functions 03/04
 FEEDS = ("current_a", "humidity_pct", "temperature_c")  # PackMeasured fields; or extra.<key>
 
-_SCALAR_WIDTH = {"U16": 1, "S16": 1, "U32": 2, "S32": 2, "REAL32": 2, "bitfield16": 1,
+SCALAR_WIDTH = {"U16": 1, "S16": 1, "U32": 2, "S32": 2, "REAL32": 2, "bitfield16": 1,
                  "bitfield32": 2}  # fmt: skip
-_U8_RE = re.compile(r"^U8\[(\d+)\]$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]{}]+$")
+U8_RE = re.compile(r"^U8\[(\d+)\]$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +58,9 @@ class Point:
     @property
     def count(self) -> int:
         """Registers this point occupies."""
-        if (m := _U8_RE.match(self.type)) is not None:
+        if (m := U8_RE.match(self.type)) is not None:
             return (int(m.group(1)) + 1) // 2
-        return _SCALAR_WIDTH[self.type]
+        return SCALAR_WIDTH[self.type]
 
     @property
     def end(self) -> int:
@@ -136,195 +135,6 @@ class Profile:
     def feeds(self) -> dict[str, str]:
         """Point name -> gateway measurement it feeds."""
         return {p.name: p.feeds for p in self.points if p.feeds}
-
-
-# --- parsing ------------------------------------------------------------------------
-
-
-MAX_REPEAT = 1000  # no device has more registers than a 16-bit address space anyway
-
-
-def _expand_repeat(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Expand `repeat: {count, stride, first}` into copies with `{n}` substituted."""
-    rep = raw.get("repeat")
-    item = {k: v for k, v in raw.items() if k != "repeat"}
-    if rep is None:
-        return [item]
-    if not isinstance(rep, Mapping):
-        raise ConfigError(f"point {raw.get('name')!r}: repeat must be a mapping")
-    count, stride, first = (
-        int(rep.get("count", 1)),
-        int(rep.get("stride", 1)),
-        int(rep.get("first", 1)),
-    )
-    if not 1 <= count <= MAX_REPEAT:
-        raise ConfigError(f"point {raw.get('name')!r}: repeat count must be 1..{MAX_REPEAT}")
-    out = []
-    for i in range(count):
-        n = first + i
-        copy = dict(item)
-        copy["name"] = str(item["name"]).replace("{n}", str(n))
-        copy["address"] = _int(item["address"]) + i * stride
-        if "bits" in item:
-            copy["bits"] = {k: str(v).replace("{n}", str(n)) for k, v in item["bits"].items()}
-        out.append(copy)
-    return out
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"expected an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value, 0)
-        except ValueError:
-            pass
-    raise ConfigError(f"expected an integer (e.g. 8192 or 0x2000), got {value!r}")
-
-
-_POINT_KEYS = frozenset(
-    {
-        "name", "address", "type", "function", "word_order", "byte_order", "scale", "offset",
-        "unit", "feeds", "bits", "format", "bcd", "description", "repeat", "missing",
-    }
-)  # fmt: skip
-
-
-def _parse_point(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Point:
-    name = str(raw.get("name", ""))
-    where = f"point {name!r}"
-    if unknown_keys := set(raw) - _POINT_KEYS:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown_keys)}")
-    if not name or not _NAME_RE.match(name):
-        raise ConfigError(f"{where}: a name of letters, digits, '.', '_', '-' is required")
-    ptype = str(raw.get("type", ""))
-    if ptype not in _SCALAR_WIDTH and not _U8_RE.match(ptype):
-        raise ConfigError(
-            f"{where}: type must be one of {', '.join(_SCALAR_WIDTH)} or U8[n], got {ptype!r}"
-        )
-    if (m := _U8_RE.match(ptype)) is not None and not 1 <= int(m.group(1)) <= 250:
-        raise ConfigError(f"{where}: U8[n] needs 1 <= n <= 250")
-    function = _int(raw.get("function", defaults.get("function", 4)))
-    if function not in READ_FUNCTIONS:
-        raise ConfigError(f"{where}: function must be 3 (holding) or 4 (input), got {function}")
-    address = _int(raw.get("address"))
-    word_order = raw.get("word_order", defaults.get("word_order", "low_first"))
-    byte_order = raw.get("byte_order", "low_first")
-    for key, val in (("word_order", word_order), ("byte_order", byte_order)):
-        if val not in ("low_first", "high_first"):
-            raise ConfigError(f"{where}: {key} must be low_first or high_first")
-    feeds = raw.get("feeds")
-    if feeds is not None and feeds not in FEEDS and not str(feeds).startswith("extra."):
-        raise ConfigError(f"{where}: feeds must be one of {', '.join(FEEDS)} or extra.<key>")
-    bits: dict[int, str] = {}
-    for bit, bit_name in (raw.get("bits") or {}).items():
-        b = _int(bit)
-        width = 16 if ptype == "bitfield16" else 32
-        if not ptype.startswith("bitfield"):
-            raise ConfigError(f"{where}: bits are only allowed on bitfield16/bitfield32")
-        if not 0 <= b < width:
-            raise ConfigError(f"{where}: bit {b} outside 0..{width - 1}")
-        if not _NAME_RE.match(str(bit_name)):
-            raise ConfigError(f"{where}: bad bit name {bit_name!r}")
-        bits[b] = str(bit_name)
-    point = Point(
-        name=name,
-        address=address,
-        type=ptype,
-        function=function,
-        word_order=word_order,
-        byte_order=byte_order,
-        scale=float(raw.get("scale", 1.0)),
-        offset=float(raw.get("offset", 0.0)),
-        unit=str(raw.get("unit", "")),
-        feeds=None if feeds is None else str(feeds),
-        bits=bits,
-        fmt=None if raw.get("format") is None else str(raw["format"]),
-        bcd=bool(raw.get("bcd", False)),
-        missing=None if raw.get("missing") is None else _int(raw["missing"]),
-        description=str(raw.get("description", "")),
-    )
-    if not address >= 0 or point.end > 0x10000:
-        raise ConfigError(f"{where}: address {address} outside 0..65535")
-    if point.scale == 0 or not math.isfinite(point.scale):
-        raise ConfigError(f"{where}: scale must be finite and non-zero")
-    return point
-
-
-def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Profile:
-    """Build a `Profile` from its mapping form (the YAML document).
-
-    Raises:
-        ConfigError: the profile is malformed (message names the point or block).
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a profile must be a mapping")
-    allowed = {"name", "description", "defaults", "blocks", "points", "unknown"}
-    if extra := set(data) - allowed:
-        raise ConfigError(f"{source}: unknown keys {sorted(extra)}")
-    defaults = dict(data.get("defaults") or {})
-    points: list[Point] = []
-    try:
-        for raw in data.get("points") or []:
-            for item in _expand_repeat(raw):
-                points.append(_parse_point(item, defaults))
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{source}: bad point: {err}") from err
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from err
-    if not points:
-        raise ConfigError(f"{source}: no points")
-    names = [n for p in points for n in p.names()]
-    if dupes := sorted({n for n in names if names.count(n) > 1}):
-        raise ConfigError(f"{source}: duplicate point names {dupes}")
-    _check_overlaps(points, source)
-    blocks: list[Block] = []
-    for raw in data.get("blocks") or []:
-        try:
-            block = Block(
-                function=_int(raw.get("function", defaults.get("function", 4))),
-                start=_int(raw["start"]),
-                count=_int(raw["count"]),
-                every=_int(raw.get("every", 1)),
-            )
-        except (KeyError, TypeError, ConfigError) as err:
-            raise ConfigError(f"{source}: bad block {raw!r}: {err}") from err
-        if block.function not in READ_FUNCTIONS or block.count < 1 or block.every < 1:
-            raise ConfigError(f"{source}: bad block {raw!r}")
-        blocks.append(block)
-    if blocks:
-        for p in points:
-            if not any(b.covers(p) for b in blocks):
-                raise ConfigError(
-                    f"{source}: point {p.name!r} (0x{p.address:04X}) lies in no block"
-                )
-    unknown = tuple(
-        Unknown(
-            function=_int(u.get("function", defaults.get("function", 4))),
-            start=_int(u["start"]),
-            count=_int(u.get("count", 1)),
-            note=str(u.get("note", "")),
-        )
-        for u in data.get("unknown") or []
-    )
-    return Profile(
-        name=str(data.get("name", source)),
-        description=str(data.get("description", "")),
-        points=tuple(points),
-        blocks=tuple(blocks),
-        defaults=defaults,
-        unknown=unknown,
-    )
-
-
-def _check_overlaps(points: Sequence[Point], source: str) -> None:
-    for fc in READ_FUNCTIONS:
-        ordered = sorted((p for p in points if p.function == fc), key=lambda p: p.address)
-        for a, b in itertools.pairwise(ordered):
-            if b.address < a.end:
-                raise ConfigError(f"{source}: points {a.name!r} and {b.name!r} overlap")
 
 
 # --- planning -----------------------------------------------------------------------
@@ -406,7 +216,7 @@ def _bytes_of(point: Point, regs: Sequence[int]) -> list[int]:
     for r in regs:
         lo, hi = r & 0xFF, (r >> 8) & 0xFF
         out.extend((lo, hi) if point.byte_order == "low_first" else (hi, lo))
-    m = _U8_RE.match(point.type)
+    m = U8_RE.match(point.type)
     assert m is not None
     return out[: int(m.group(1))]
 
@@ -506,7 +316,7 @@ def encode_point(point: Point, values: Mapping[str, PointValue]) -> list[int]:
     """
     t = point.type
     if t.startswith("U8["):
-        m = _U8_RE.match(t)
+        m = U8_RE.match(t)
         assert m is not None
         n = int(m.group(1))
         raw_bytes = [int(values.get(f"{point.name}[{i}]", 0)) for i in range(n)]

@@ -19,21 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import uuid
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
-from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
-from gateway.core.events import Notice
+from gateway.core.errors import FatalError
 from gateway.core.supervise import reraise_swallowed_cancel, taskgroup_cancel_fix
-from gateway.publishers.mqtt_client import Backoff, is_v5, make_client, user_properties
-from gateway.publishers.outbox import OUTBOX_FILE, Dropped, OutboxWorker
+from gateway.publishers.event_feed import EventFeed
+from gateway.publishers.mqtt_client import (
+    IO_TIMEOUT_S,
+    Backoff,
+    explain,
+    is_v5,
+    leaf_errors,
+    make_client,
+    user_properties,
+)
+from gateway.publishers.mqtt_extension import MqttExtension
+from gateway.publishers.outbox import OUTBOX_FILE
 from gateway.publishers.payloads import (
     AVAILABILITY_OFFLINE,
     AVAILABILITY_ONLINE,
@@ -41,65 +48,21 @@ from gateway.publishers.payloads import (
     Topics,
     encode,
     isotime,
+    state_message,
+)
+from gateway.publishers.presence import (
+    check_no_duplicate,
+    probe_answer,
+    probe_topics,
+    shutdown_state,
 )
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH = 500  # notices written to the outbox in one transaction (at most)
-SEND_BATCH = 100  # outbox rows read at once by the sender
 SHUTDOWN_TIMEOUT_S = 1.0  # budget for the clean `offline` on shutdown
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 __all__ = ["MqttExtension", "MqttPublisher", "Topics", "create"]
-
-
-@runtime_checkable
-class MqttExtension(Protocol):
-    """Something that rides on the gateway's MQTT connection (put it in `ctx.mqtt_extensions`).
-
-    After every (re)connect the publisher subscribes to `subscriptions()` (QoS 1) and then
-    awaits `on_connected`; each message matching one of the filters is passed to
-    `on_message`. Both run on the publisher's task: keep them short. An `aiomqtt.MqttError`
-    they raise is treated as a lost connection; any other exception is logged and counted
-    and the connection carries on.
-    """
-
-    def subscriptions(self) -> list[str]:
-        """Return the topic filters to subscribe to (may be empty)."""
-        ...
-
-    async def on_connected(self, client: aiomqtt.Client) -> None:
-        """Publish what must be (re)announced on every connection (e.g. discovery)."""
-        ...
-
-    async def on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        """Handle one message on a subscribed topic."""
-        ...
-
-
-class FatalMqttError(Exception):
-    """The publisher must stop the gateway (e.g. another live gateway has the same id)."""
-
-
-def _explain(err: BaseException) -> str:
-    """One failure in words, with what to check for the usual ones."""
-    text = str(err) or type(err).__name__
-    if isinstance(err, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        return (
-            f"{text} (the broker's certificate is not trusted or not for this host name: "
-            "check mqtt.tls.ca_file and the host in mqtt.host/mqtt.brokers)"
-        )
-    if isinstance(err, ssl.SSLError) or "[SSL" in text:
-        return f"{text} (TLS failed: check mqtt.tls and that the port speaks TLS)"
-    if "Not authorized" in text or "Bad user name or password" in text:
-        return f"{text} (check mqtt.username and mqtt.password)"
-    return text
-
-
-def _leaf_errors(err: BaseException) -> list[BaseException]:
-    if isinstance(err, BaseExceptionGroup):
-        return [leaf for e in err.exceptions for leaf in _leaf_errors(e)]
-    return [err]
 
 
 class MqttPublisher:
@@ -114,44 +77,17 @@ class MqttPublisher:
         self._state_payload = StatePayload(ctx.config)  # boards encoded once per scan
         self.topics = Topics.from_config(ctx.config)
         self.boot_id = uuid.uuid4().hex  # this process's run; on every event (`boot_id`)
-        self._outbox_ready = asyncio.Event()
-        self._acked_seq = 0  # highest seq the broker acknowledged on this run
-        self._dropped_count = 0
         self._last_state_s: float | None = None
         self._ever_connected = False
         self._outage_logged = False
         self._where = ""
         self.connected = False
-        # Subscribe now, so notices raised before `run` starts are not missed.
-        self._notices = ctx.bus.subscribe("mqtt", Notice, overflow=Overflow.NEVER_DROP)
-        self._outbox_path = outbox_path or Path(ctx.config.gateway.state_dir) / OUTBOX_FILE
-        self._worker: OutboxWorker | None = None  # opened by `run`
         reg = ctx.registry
         self._latency = Histogram(
             "bms_mqtt_publish_latency_seconds",
             "Time from handing a message to the client to its completion (PUBACK for QoS 1).",
             ["topic"],
             buckets=LATENCY_BUCKETS_S,
-            registry=reg,
-        )
-        self._dropped = Counter(
-            "bms_mqtt_events_dropped",
-            "Events dropped because the outbox was full (broker away too long).",
-            registry=reg,
-        )
-        self._backlog_gauge = Gauge(
-            "bms_mqtt_events_backlog",
-            "Events in the outbox waiting for the broker's acknowledgement.",
-            registry=reg,
-        )
-        self._outbox_persistent = Gauge(
-            "bms_mqtt_outbox_persistent",
-            "1 while the events outbox is on disk, 0 when it fell back to memory.",
-            registry=reg,
-        )
-        self._outbox_errors = Counter(
-            "bms_mqtt_outbox_errors",
-            "Failures of the events outbox (open, write, encoding).",
             registry=reg,
         )
         self._failures = Counter(
@@ -166,117 +102,36 @@ class MqttPublisher:
             ["extension"],
             registry=reg,
         )
-
-    @property
-    def _outbox(self) -> OutboxWorker:
-        assert self._worker is not None, "the outbox is open only while `run` runs"
-        return self._worker
+        self._feed = EventFeed(
+            ctx.bus,
+            ctx.clock,
+            reg,
+            path=outbox_path or Path(ctx.config.gateway.state_dir) / OUTBOX_FILE,
+            max_events=self._cfg.outbox_max_events,
+            boot_id=self.boot_id,
+            failures=self._failures,
+        )
 
     @property
     def backlog(self) -> int:
         """Number of events in the outbox not yet acknowledged by the broker."""
-        return 0 if self._worker is None else self._worker.outbox.count
+        return self._feed.backlog
 
     @property
     def last_seq(self) -> int:
         """The newest `seq` given to an event (continued across restarts)."""
-        return 0 if self._worker is None else self._worker.outbox.last_seq
+        return self._feed.last_seq
 
     @property
     def dropped(self) -> int:
         """Events lost to outbox overflow since start."""
-        return self._dropped_count
+        return self._feed.dropped_count
 
     async def run(self) -> None:
-        """Run until cancelled (then publish `offline` and disconnect cleanly)."""
-        self._worker = await OutboxWorker.open(self._outbox_path, self._cfg.outbox_max_events)
-        self._acked_seq = 0
-        self._outbox_errors.inc(self._worker.outbox.errors)
-        self._sync_outbox_metrics()
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._take_notices(), name="mqtt:notices")
-                tg.create_task(self._connection_loop(), name="mqtt:connection")
-        finally:
-            self._outbox.close()
-
-    # --- notices → outbox -------------------------------------------------------------
-
-    def _body(self, notice: Notice) -> dict[str, Any]:
-        body = dict(notice.payload())
-        body["timestamp"] = isotime(self._clock.wall(notice.at_s))
-        body["boot_id"] = self.boot_id
-        return body
-
-    def _dropped_body(self, dropped: Dropped) -> dict[str, Any]:
-        return {
-            "type": "events_dropped",
-            "count": dropped.count,
-            "first_seq": dropped.first_seq,
-            "last_seq": dropped.last_seq,
-            "timestamp": isotime(self._clock.wall()),
-            "boot_id": self.boot_id,
-        }
-
-    async def _take_notices(self) -> None:
-        batch: list[dict[str, Any]] = []
-        try:
-            while True:
-                notice = await self._notices.get()
-                self._add(batch, notice)
-                while len(batch) < WRITE_BATCH and (more := self._notices.get_nowait()):
-                    self._add(batch, more)
-                await self._outbox.call(self._write, batch)
-                self._outbox_ready.set()
-        finally:
-            # Cancelled (shutdown): what was taken off the bus still goes to disk. On the
-            # outbox thread, after any write still running; `_write` empties the batch
-            # it committed, so nothing is written twice.
-            while more := self._notices.get_nowait():
-                self._add(batch, more)
-            if batch:
-                self._outbox.call_blocking(self._write, batch)
-
-    def _add(self, batch: list[dict[str, Any]], notice: Notice) -> None:
-        try:
-            body = self._body(notice)
-            encode(body)  # fail here, not in the outbox transaction
-        except (ValueError, TypeError, NotImplementedError):
-            self._failures.labels(topic="events").inc()
-            log.exception("MQTT event %s could not be encoded; dropped", type(notice).__name__)
-            return
-        batch.append(body)
-
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        """Store `batch` (runs on the outbox thread) and empty it once committed."""
-        outbox = self._outbox.outbox
-        errors = outbox.errors
-        try:
-            dropped = outbox.append(batch, self._dropped_body)
-        except Exception:  # in-memory fallback failed too: nothing more we can do
-            self._outbox_errors.inc()
-            log.exception("MQTT outbox write failed; %d event(s) lost", len(batch))
-            batch.clear()
-            return
-        batch.clear()
-        self._outbox_errors.inc(outbox.errors - errors)
-        if dropped is not None:
-            self._dropped.inc(dropped.count)
-            self._dropped_count += dropped.count
-            log.error(
-                "MQTT events outbox full (mqtt.outbox_max_events = %d): dropped seq %d..%d "
-                "(%d event(s)); %d dropped since start",
-                outbox.max_events,
-                dropped.first_seq,
-                dropped.last_seq,
-                dropped.count,
-                self._dropped_count,
-            )
-        self._sync_outbox_metrics()
-
-    def _sync_outbox_metrics(self) -> None:
-        self._backlog_gauge.set(self._outbox.outbox.count)
-        self._outbox_persistent.set(1 if self._outbox.outbox.persistent else 0)
+        """Run until cancelled (then publish the final state and `offline`, disconnect)."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._feed.run(), name="mqtt:outbox")
+            tg.create_task(self._connection_loop(), name="mqtt:connection")
 
     # --- connection -------------------------------------------------------------------
 
@@ -296,7 +151,7 @@ class MqttPublisher:
                         backoff.connected()
                         await self._serve(client)
             except Exception as err:  # a publisher must never stop the gateway
-                if isinstance(err, FatalMqttError):
+                if isinstance(err, FatalError):
                     raise
                 delay_s = backoff.failed()
                 self._lost(err, delay_s)
@@ -307,7 +162,7 @@ class MqttPublisher:
     def _lost(self, err: Exception, delay_s: float) -> None:
         self._set_connected(False)
         self._ctx.health.mqtt_reconnects.inc()
-        leaves = _leaf_errors(err)
+        leaves = leaf_errors(err)
         if not all(isinstance(e, aiomqtt.MqttError | OSError) for e in leaves):
             log.error("MQTT publisher failed; reconnecting", exc_info=err)
             self._outage_logged = True
@@ -322,7 +177,7 @@ class MqttPublisher:
             log.warning(
                 "MQTT " + what + ": %s; retrying every %.1f..%.1f s%s",
                 self._where,
-                "; ".join(_explain(e) for e in leaves),
+                "; ".join(explain(e) for e in leaves),
                 self._cfg.reconnect_min_s,
                 self._cfg.reconnect_max_s,
                 f" over {len(self._cfg.endpoints)} brokers (mqtt.brokers)"
@@ -343,6 +198,17 @@ class MqttPublisher:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         where = self._where
+        if not self._ever_connected:  # before anything is published: one live gateway per id
+            await check_no_duplicate(
+                client,
+                self.topics,
+                self.boot_id,
+                self._clock,
+                self._cfg.duplicate_check_s,
+                IO_TIMEOUT_S,
+            )
+        await client.subscribe(probe_topics(self.topics)[0], qos=1)  # answer others' probes
+        reraise_swallowed_cancel()
         if self._outage_logged:
             log.info("MQTT reconnected to %s", where)
         elif not self._ever_connected:
@@ -363,10 +229,35 @@ class MqttPublisher:
                 filters = await self._start_extensions(client, extensions)
                 tg.create_task(self._messages_loop(client, extensions, filters), name="mqtt:rx")
         except asyncio.CancelledError:
+            await self._say_final_state(client)
             await self._say_offline(client)
             raise
         finally:
             self._set_connected(False)
+
+    async def _say_final_state(self, client: aiomqtt.Client) -> None:
+        """Publish the retained last `state`: every relay open, reason `shutdown` (best effort).
+
+        On a graceful stop the relay drivers open every contactor; without this the retained
+        snapshot would keep showing them closed while the gateway is gone.
+        """
+        try:
+            message = state_message(self._ctx.store.state, self._clock, self._ctx.config)
+            final = shutdown_state(message, isotime(self._clock.wall()))
+            await self._publish(
+                client,
+                self.topics.state,
+                encode(final),
+                qos=1,
+                retain=True,
+                io_timeout_s=SHUTDOWN_TIMEOUT_S,
+                stopping=True,
+            )
+        except aiomqtt.MqttError as err:
+            log.warning("MQTT could not publish the final state on shutdown: %s", err)
+        except (ValueError, TypeError):
+            self._failures.labels(topic="state").inc()
+            log.exception("MQTT final state could not be encoded")
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """Publish the retained `offline` before a clean disconnect (best effort)."""
@@ -378,6 +269,7 @@ class MqttPublisher:
                 qos=1,
                 retain=True,
                 io_timeout_s=SHUTDOWN_TIMEOUT_S,
+                stopping=True,
             )
         except aiomqtt.MqttError as err:
             log.warning("MQTT could not publish offline on shutdown: %s", err)
@@ -424,28 +316,10 @@ class MqttPublisher:
             await self._publish(client, self.topics.state, payload, qos=0, retain=True)
 
     async def _events_loop(self, client: aiomqtt.Client) -> None:
-        outbox = self._outbox.outbox
-        while True:
-            self._outbox_ready.clear()  # before reading: a write after the read sets it
-            rows = await self._outbox.call(outbox.read, self._acked_seq, SEND_BATCH)
-            if not rows:
-                await self._outbox_ready.wait()
-                continue
-            for seq, payload in rows:
-                await self._publish(client, self.topics.events, payload, qos=1, retain=False)
-                self._acked_seq = seq
-                # Forgotten at once (in order, on the outbox thread): after a crash at most
-                # the event in flight is sent again.
-                self._outbox.submit(self._forget, seq)
+        async def publish(payload: bytes) -> None:
+            await self._publish(client, self.topics.events, payload, qos=1, retain=False)
 
-    def _forget(self, seq: int) -> None:
-        """Delete acknowledged rows (runs on the outbox thread)."""
-        try:
-            self._outbox.outbox.delete_through(seq)
-        except Exception:
-            self._outbox_errors.inc()
-            log.exception("MQTT outbox delete failed (seq %d)", seq)
-        self._sync_outbox_metrics()
+        await self._feed.send(publish)
 
     async def _messages_loop(
         self,
@@ -454,7 +328,11 @@ class MqttPublisher:
         filters: list[list[str]],
     ) -> None:
         # Also the disconnect detector: the iterator raises MqttError when the link drops.
+        probe = probe_topics(self.topics)[0]
         async for message in client.messages:
+            if message.topic.value == probe:
+                await self._answer_probe(client, message)
+                continue
             for ext, subs in zip(extensions, filters, strict=True):
                 if not any(message.topic.matches(f) for f in subs):
                     continue
@@ -466,6 +344,20 @@ class MqttPublisher:
                 except Exception:
                     self._extension_failed(ext, "on_message")
 
+    async def _answer_probe(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        answer = probe_answer(message.payload, self.boot_id)
+        if answer is None:
+            return
+        payload, other = answer
+        log.error(
+            "another gateway with gateway.id %r tried to start on this broker (host %s, pid %s); "
+            "told it that this one is running",
+            self._ctx.config.gateway.id,
+            other.get("host", "?"),
+            other.get("pid", "?"),
+        )
+        await self._publish(client, probe_topics(self.topics)[1], payload, qos=1, retain=False)
+
     async def _publish(
         self,
         client: aiomqtt.Client,
@@ -475,7 +367,12 @@ class MqttPublisher:
         qos: int,
         retain: bool,
         io_timeout_s: float | None = None,
+        stopping: bool = False,
     ) -> None:
+        """Publish one message (QoS 1: until its PUBACK), counting and timing it.
+
+        `stopping`: on the shutdown path, already cancelled: do not re-raise that cancel.
+        """
         label = topic.rsplit("/", 1)[-1]
         start_s = self._clock.now()
         props = None
@@ -488,11 +385,13 @@ class MqttPublisher:
             )
         except aiomqtt.MqttError:
             self._failures.labels(topic=label).inc()
-            reraise_swallowed_cancel()
+            if not stopping:
+                reraise_swallowed_cancel()
             raise
         self._latency.labels(topic=label).observe(max(0.0, self._clock.now() - start_s))
         self._ctx.health.mqtt_publishes.labels(topic=label).inc()
-        reraise_swallowed_cancel()
+        if not stopping:
+            reraise_swallowed_cancel()
 
 
 def create(ctx: GatewayContext) -> MqttPublisher | None:

@@ -129,3 +129,24 @@ class Backoff:
             self._failures_in_round = 0
             self._delay_s = min(self._delay_s * 2, max(self.max_s, self.min_s))
         return delay * (0.5 + 0.5 * self.rng.random())
+
+
+def explain(err: BaseException) -> str:
+    """One failure in words, with what to check for the usual ones."""
+    text = str(err) or type(err).__name__
+    if isinstance(err, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"{text} (the broker's certificate is not trusted or not for this host name: "
+            "check mqtt.tls.ca_file and the host in mqtt.host/mqtt.brokers)"
+        )
+    if isinstance(err, ssl.SSLError) or "[SSL" in text:
+        return f"{text} (TLS failed: check mqtt.tls and that the port speaks TLS)"
+    if "Not authorized" in text or "Bad user name or password" in text:
+        return f"{text} (check mqtt.username and mqtt.password)"
+    return text
+
+
+def leaf_errors(err: BaseException) -> list[BaseException]:
+    if isinstance(err, BaseExceptionGroup):
+        return [leaf for e in err.exceptions for leaf in leaf_errors(e)]
+    return [err]

@@ -2,10 +2,13 @@
 
 Each file gets its own world: the real config loader (`config:` merged over what
 `battery:` implies), a `PackModel`, the real engine component and the Logic register codec
-over an in-memory transport. Time advances in ticks: every engine cycle, every Logic poll
-and every step time. At one tick the order is: integrate the pack model, apply the step's
-`set` actions, poll the boards (on the poll grid), run an engine cycle (on the cycle
-grid) and write balancing masks, then check the step's `expect` keys.
+over an in-memory transport. Time advances in ticks: every Logic poll, every step time,
+the engine heartbeat (`engine.cycle_s`) and every instant the engine asks to decide on its
+own (`EngineComponent.next_decision_s`: a set/clear delay, Ton/Toff or timeout falling
+due). At one tick the order is: integrate the pack model, apply the step's `set` actions,
+poll the boards (on the poll grid), decide when an input arrived or an action was applied
+(else only the heartbeat: lease, blinking) and write balancing masks, then check the
+step's `expect` keys.
 """
 
 from __future__ import annotations
@@ -230,6 +233,10 @@ def _pack(s: Scenario) -> PackModel:
     )
 
 
+# Virtual-time instants closer than this are the same instant (float sums of delays).
+TIE_S = 1e-6
+
+
 def _ticks(end_ms: int, cycle_ms: int, poll_ms: int, steps: list[Step]) -> list[int]:
     ticks = set(range(0, end_ms + 1, cycle_ms))
     ticks.update(range(0, end_ms + 1, poll_ms))
@@ -250,21 +257,40 @@ async def run_scenario(s: Scenario) -> list[tuple[float, Outcome]]:
     for ext in EXTENSIONS.values():
         await ext.start(world)
     last_s = 0.0
+    ticks = _ticks(s.steps[-1].at_ms, cycle_ms, poll_ms, s.steps)
+    i = 0
     try:
-        for t_ms in _ticks(s.steps[-1].at_ms, cycle_ms, poll_ms, s.steps):
+        while i < len(ticks):
+            t_ms = ticks[i]
+            # the engine decides on its own at the exact instant a deadline falls due
+            due_s = world.engine.next_decision_s()
+            if due_s < t_ms / 1000.0 - TIE_S:  # a tie goes to the tick (its poll comes first)
+                await world.clock.advance_to(due_s)
+                world.pack.step(due_s - last_s)
+                last_s = due_s
+                world.engine.cycle(due_s)
+                world.logic.write_balancing()
+                continue
+            i += 1
             t = t_ms / 1000.0
             await world.clock.advance_to(t)
             world.pack.step(t - last_s)
             last_s = t
             todays = by_time.get(t_ms, [])
             settling: list[Awaitable[None]] = []
+            acted = False
             for step in todays:
                 for action, value in step.sets:
+                    acted = True
                     if (pending := action.apply(world, value)) is not None:
                         settling.append(pending)
             if t_ms % poll_ms == 0:
                 world.logic.poll(t)
-            if t_ms % cycle_ms == 0:
+            # a decision when an input arrived (or an action acted on the engine itself),
+            # else only the heartbeat (lease, blinking) on its grid
+            woke = world.engine.input_pending()
+            beat = t_ms % cycle_ms == 0 and world.engine.heartbeat(t)
+            if acted or woke or beat or t >= world.engine.next_decision_s():
                 world.engine.cycle(t)
                 world.logic.write_balancing()
             for step in todays:

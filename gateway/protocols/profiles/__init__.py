@@ -6,8 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from gateway.core.errors import ConfigError
-from gateway.core.section import load_yaml
-from gateway.protocols.modbus_profile import Profile, parse_profile
+from gateway.core.yaml_source import read_yaml
+from gateway.protocols.modbus_profile import Profile
+from gateway.protocols.profile_schema import parse_profile
 
 PROFILE_DIR = Path(__file__).resolve().parent
 
@@ -37,9 +38,9 @@ def profile_path(name_or_path: str) -> Path:
 @lru_cache(maxsize=32)
 def _load(path: Path, mtime_ns: int) -> Profile:
     del mtime_ns  # part of the cache key only
-    data = load_yaml(path)
+    yaml = read_yaml(path, "profile")
     try:
-        return parse_profile(data, source=str(path))
+        return parse_profile(yaml.data, source=str(path), yaml=yaml)
     except ConfigError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, RecursionError) as e:
