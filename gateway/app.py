@@ -65,12 +65,32 @@ def summary_line(config: GatewayConfig, s: GatewayState, published: int) -> str:
     """The periodic summary: what a user watching the log needs, in words."""
     vmin, vmax, pack = s.cell_voltage_min_v, s.cell_voltage_max_v, s.pack_voltage_v
     ctl = s.control
-    parts = [
-        f"boards online {s.boards_online}/{len(s.boards)}",
-        f"pack {'-' if pack is None else f'{pack:.2f}'} V",
-        f"cell min {'-' if vmin is None else f'{vmin:.3f}'} V max "
-        f"{'-' if vmax is None else f'{vmax:.3f}'} V",
-    ]
+    if config.gateway.mode == "bridge":
+        # what the bridged BMS Main reports (this gateway does not scan the cells itself)
+        def point(*names: str) -> float | None:
+            for name in names:
+                v = s.points.get(name)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    return float(v)
+            return None
+
+        boards = point("main2x.logic_boards")
+        bridged_pack = point("bms_main.pack_voltage_v")
+        current = s.current_a if s.current_a is not None else point("main2x.current_a")
+        parts = [
+            "bridge: BMS Main reports "
+            + ("no data yet" if boards is None and bridged_pack is None else "")
+            + (f"{boards:.0f} Logic boards" if boards is not None else ""),
+            f"pack {'-' if bridged_pack is None else f'{bridged_pack:.1f}'} V",
+            f"current {'-' if current is None else f'{current:.1f}'} A",
+        ]
+    else:
+        parts = [
+            f"boards online {s.boards_online}/{len(s.boards)}",
+            f"pack {'-' if pack is None else f'{pack:.2f}'} V",
+            f"cell min {'-' if vmin is None else f'{vmin:.3f}'} V max "
+            f"{'-' if vmax is None else f'{vmax:.3f}'} V",
+        ]
     if ctl.soc is not None:
         parts.append(f"SOC {ctl.soc * 100:.0f} %")
     parts.append(f"current {'-' if s.current_a is None else f'{s.current_a:.1f}'} A")

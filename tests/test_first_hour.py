@@ -162,8 +162,7 @@ def test_check_config_finds_a_missing_gpio_chip(
     cfg = tmp_path / "gpio.yaml"
     chip = tmp_path / "gpiochip7"
     cfg.write_text(
-        "drivers:\n  relays:\n    backend: gpiod\n"
-        f"    chip: {chip}\n    lines: [5, 6, 13, 19]\n"
+        f"drivers:\n  relays:\n    backend: gpiod\n    chip: {chip}\n    lines: [5, 6, 13, 19]\n"
     )
     code = main(["check-config", str(cfg)])
     captured = capsys.readouterr()
@@ -359,3 +358,81 @@ async def wait_port(port: int) -> None:
         w.close()
         return
     raise AssertionError("broker did not start")
+
+
+# --- reasons in words -------------------------------------------------------------------------
+
+
+def test_signals_list_reasons_only_while_they_hold_and_logs_have_no_list_reprs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway.scenario.world import World
+    from tests.support.world import STEP_S
+
+    cfg = load_config(overrides={"gateway": {"state_dir": str(tmp_path)}}, env=False)
+    world = World.build(cfg, PackModel(boards=2, cells_per_board=16), initial_soc=0.6)
+    caplog.set_level("INFO", logger="gateway")
+    t = 0.0
+    while t <= 3.0:
+        if round(t * 10) % 10 == 0:
+            world.logic.poll(t)
+        world.engine.cycle(t)
+        t = round(t + STEP_S, 6)
+    ctl = world.ctx.store.state.control
+    assert ctl.signals["low_soc"] is False and ctl.reasons["low_soc"] == []
+    assert ctl.signals["high_charging_current"] is False
+    assert ctl.reasons["high_charging_current"] == []
+    relay_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("relay ")]
+    assert relay_lines, "no relay switched"
+    assert all("[" not in line and "'" not in line for line in relay_lines), relay_lines
+
+
+# --- bridge mode against the simulated Main 2.x ---------------------------------------------
+
+
+async def test_bridge_mode_shows_what_the_bridged_board_reports(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway.app import build_components, build_context, summary_line
+    from gateway.core.clock import RealClock
+    from gateway.sim.main2x import Main2xSimulator, serve_main2x
+    from tests.support.tasks import running
+    from tests.support.waiting import until
+
+    pack = PackModel(boards=2, cells_per_board=4, current_a=12.5)
+    sim = Main2xSimulator(pack)
+    port = free_port()
+    device = {"name": "bms", "port": port, "poll_interval_s": 0.1, "timeout_s": 0.5}
+    cfg = load_config(
+        overrides={
+            "gateway": {"mode": "bridge", "state_dir": str(tmp_path)},
+            "mqtt": {"enabled": False},
+            "metrics": {"enabled": False},
+            "modbus": {"devices": [device]},
+        },
+        env=False,
+    )
+    caplog.set_level("INFO")
+    ctx = build_context(cfg, RealClock())
+    components = build_components(ctx)
+    async with serve_main2x(sim, tcp=("127.0.0.1", port)), running(ctx, *components):
+        ctl = ctx.store.state.control
+        await until(lambda: "bridged" in " ".join(ctl.reasons.get("ccl", [])), "bridged CCL")
+        report = Report()
+        await commission(cfg, report)
+    assert ctl.limits["ccl_a"] == sim.charge_current_limit_a
+    assert ctl.limits["dcl_a"] == sim.discharge_current_limit_a
+    assert ctl.reasons["ccl"] == ["bridged main2x.charge_current_limit_a"]
+    line = summary_line(cfg, ctx.store.state, 0)
+    assert line.startswith(f"bridge: BMS Main reports {pack.board_count} Logic boards")
+    assert "current 12.5 A" in line and f"CCL {sim.charge_current_limit_a:.0f} A" in line
+    assert "boards online 0" not in line
+    all_reasons = [r for rs in ctl.reasons.values() for r in rs]
+    assert "waiting_first_scan" not in all_reasons
+    assert not any(r.startswith("hot_board") for r in all_reasons)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "sim inputs without a simulator" not in messages
+    assert "no ADC driver configured" not in messages
+    steps = {c.step: c for c in report.checks}
+    assert steps["modbus bms"].verdict == "pass", steps["modbus bms"]
+    assert steps["logic"].verdict == "skip" and steps["current sensor"].verdict == "skip"

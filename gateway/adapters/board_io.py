@@ -68,10 +68,12 @@ class BoardIo:
         """Poll forever on the gateway clock."""
         clock = self.ctx.clock
         interval = self.ctx.config.board_io.poll_interval_s
-        if self.ctx.drivers.adc is None:
-            log.info("no ADC driver configured: no current, humidity or temperature readings")
-        if _invented(self.ctx.drivers.inputs):
-            log.info("sim inputs without a simulator: the discrete inputs are not published")
+        # controller-only remarks: in bridge mode the bridged board supplies these readings
+        if self.ctx.config.gateway.mode == "controller":
+            if self.ctx.drivers.adc is None:
+                log.info("no ADC driver configured: no current, humidity or temperature readings")
+            if _invented(self.ctx.drivers.inputs):
+                log.info("sim inputs without a simulator: the discrete inputs are not published")
         next_s = clock.now()
         while True:
             self.poll_once()

@@ -140,6 +140,7 @@ async def commission(
             continue  # the current sensor step says it, with the fix
         report.add(f"preflight {f.key}", "fail" if f.level == "error" else "warn", f.message)
     safe = await _logic(config, report)
+    await _modbus_devices(config, report)
     await _current(config, report)
     _inputs(config, report)
     await _mqtt(config, report)
@@ -299,6 +300,65 @@ def _plausible(
         "sensor plugs of those channels",
     )
     return False
+
+
+# --- Modbus devices (the bridged BMS Main 2.x, meters) ---------------------------------------
+
+
+async def _modbus_devices(config: GatewayConfig, report: Report) -> None:
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient  # noqa: PLC0415
+
+    from gateway.protocols.profiles import load_profile  # noqa: PLC0415
+
+    for dev in config.modbus.devices:
+        step = f"modbus {dev.name}"
+        profile = load_profile(dev.profile)
+        d = profile.defaults
+        unit = dev.unit_id if dev.unit_id is not None else int(d.get("unit_id", 1))
+        client: Any
+        if dev.transport == "tcp":
+            where = f"{dev.host}:{dev.port or int(d.get('port', 502))}"
+            client = AsyncModbusTcpClient(
+                dev.host, port=dev.port or int(d.get("port", 502)), timeout=dev.timeout_s,
+                retries=1,
+            )  # fmt: skip
+        else:
+            where = str(dev.serial_port)
+            client = AsyncModbusSerialClient(
+                str(dev.serial_port), baudrate=dev.baudrate or int(d.get("baudrate", 9600)),
+                parity=dev.parity or str(d.get("parity", "N")), timeout=dev.timeout_s, retries=1,
+            )  # fmt: skip
+        try:
+            if not await client.connect():
+                why = device_problem(where) if dev.transport == "rtu" else None
+                report.add(
+                    step, "fail", why or f"cannot connect to {where}",
+                    f"check modbus.devices ({dev.name}): address, port, cable",
+                )  # fmt: skip
+                continue
+            block = profile.blocks[0] if profile.blocks else None
+            if block is None:
+                report.add(step, "pass", f"{where} connected ({profile.name})")
+                continue
+            read = (
+                client.read_input_registers
+                if block.function == 4
+                else client.read_holding_registers
+            )
+            count = min(block.count, dev.max_registers)
+            rr = await read(block.start, count=count, device_id=unit)
+            if rr.isError():
+                report.add(
+                    step, "fail", f"{where} unit {unit} answered with an exception reply",
+                    "check the unit id (modbus.devices.*.unit_id) and the profile",
+                )  # fmt: skip
+            else:
+                report.add(step, "pass", f"{where} unit {unit} answers ({profile.name})")
+        except Exception as err:  # pymodbus raises its own errors for no reply
+            text = "no reply" if "No response" in str(err) else os_reason(err)
+            report.add(step, "fail", f"{where} unit {unit}: {text}", "check the unit id and link")
+        finally:
+            client.close()
 
 
 # --- current sensor, inputs ---------------------------------------------------------------

@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 # Bridge mode: the bridged board's own SOC (percent), in order of preference (the Modbus
 # REAL32 before the CAN TPDO1 whole percent).
 BRIDGED_SOC_POINTS = ("main2x.soc_pct", "bms_main.soc_pct")
+# Bridge mode: the bridged board's current limits (Modbus registers 0x219F/0x21A1).
+BRIDGED_LIMIT_POINTS = (
+    ("ccl_a", "ccl", ("main2x.charge_current_limit_a",)),
+    ("dcl_a", "dcl", ("main2x.discharge_current_limit_a",)),
+)
 
 # Protections whose breach follows from switching itself: they never hold a contactor open
 # before they are debounced (a feedback lags its command by design).
@@ -298,6 +303,21 @@ class Engine:
             return float(value) / 100.0, point
         return None
 
+    def _bridged_limits(self, now_s: float) -> list[tuple[str, str, tuple[float, str]]]:
+        """Bridge mode: the bridged board's CCL/DCL (key, reason name, (A, point)) when fresh."""
+        timeout = self.config.soc.bridge_timeout_s
+        out = []
+        for key, name, points in BRIDGED_LIMIT_POINTS:
+            for point in points:
+                value = self.state.points.get(point)
+                at = self.state.point_updated_s.get(point)
+                if isinstance(value, bool) or not isinstance(value, int | float) or at is None:
+                    continue
+                if math.isfinite(value) and value >= 0 and now_s - at <= timeout:
+                    out.append((key, name, (float(value), point)))
+                    break
+        return out
+
     def _wall_iso(self, t: float) -> str | None:
         return self._wall(t).isoformat() if self._wall is not None else None
 
@@ -519,7 +539,8 @@ class Engine:
         # what blocks each direction
         common: list[str] = []
         if not self.first_valid_scan:
-            common.append("waiting_first_scan")
+            # bridge mode: the bridged BMS Main decides, this gateway never scans the cells
+            common.append("waiting_first_scan" if self.controller else "bridge_mode")
         common += stale
         if go_safe:
             common.append("go_safe")
@@ -660,6 +681,7 @@ class Engine:
             for v in m.boards
             if lht.enable
             and hot_limit is not None
+            and (self.controller or v.scanned)  # bridge: boards it never read are not "hot"
             and (v.board_temperature_c is None or v.board_temperature_c >= hot_limit)
         }
         if bal_block:
@@ -773,9 +795,18 @@ class Engine:
             if "charger_connected" in m.overrides
             else []
         )
-        reasons["low_soc"] = ["soc_unknown"] if soc is None else [f"soc {soc * 100:.1f} %"]
+        # a signal lists reasons only while it holds
+        reasons["low_soc"] = (
+            ([] if not self.low_soc.active else ["soc_unknown"])
+            if soc is None
+            else [f"soc {soc * 100:.1f} %"]
+            if self.low_soc.active
+            else []
+        )
         reasons["high_charging_current"] = (
-            [] if m.current_a is None else [f"current {m.current_a:.1f} A"]
+            [f"current {m.current_a:.1f} A"]
+            if m.current_a is not None and self.high_charging_current.active
+            else []
         )
         reasons["end_of_charge"] = (
             [f"cell_above_{self.settings.end_of_charge_voltage:g}V"] if self.eoc.active else []
@@ -803,6 +834,10 @@ class Engine:
         for key, name in (("ccl_a", "ccl"), ("dcl_a", "dcl")):
             if key in ramping:
                 limit_reasons[name].append("ramp")
+        if not self.controller:  # bridge mode: the bridged board's own limits, while fresh
+            for key, name, (value, point) in self._bridged_limits(now_s):
+                limits[key] = value
+                limit_reasons[name] = [f"bridged {point}"]
         reasons["cvl"], reasons["ccl"], reasons["dcl"] = (
             limit_reasons["cvl"],
             limit_reasons["ccl"],
@@ -832,7 +867,13 @@ class Engine:
                         at_s=now_s, relay=n, function=fn, closed=closed, reasons=tuple(why)
                     )
                 )
-                log.info("relay %d (%s) %s: %s", n, fn, "closed" if closed else "opened", why)
+                log.info(
+                    "relay %d (%s) %s: %s",
+                    n,
+                    fn,
+                    "closed" if closed else "opened",
+                    ", ".join(why) or "none",
+                )
                 for name in why:  # the first relay command an error caused: its reaction
                     if (first := self._breach_since_s.pop(name, None)) is not None:
                         reactions.append((name, now_s - first))
