@@ -93,7 +93,8 @@ def summary_line(config: GatewayConfig, s: GatewayState, published: int) -> str:
         ]
     if ctl.soc is not None:
         parts.append(f"SOC {ctl.soc * 100:.0f} %")
-    parts.append(f"current {'-' if s.current_a is None else f'{s.current_a:.1f}'} A")
+    if config.gateway.mode != "bridge":  # the bridge parts name the current already
+        parts.append(f"current {'-' if s.current_a is None else f'{s.current_a:.1f}'} A")
     if "ccl_a" in ctl.limits and "dcl_a" in ctl.limits:
         parts.append(f"CCL {ctl.limits['ccl_a']:.0f} A DCL {ctl.limits['dcl_a']:.0f} A")
     if config.gateway.mode == "controller":
