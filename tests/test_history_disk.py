@@ -16,6 +16,7 @@ import aiohttp
 from gateway.app import build_components, build_context
 from gateway.config import load_config
 from gateway.core.clock import RealClock
+from gateway.publishers.history.store import HistoryStore
 from gateway.publishers.web.server import WebComponent
 from gateway.sim.embedded import embedded_simulator
 from tests.support.tasks import cancel_for_sure
@@ -124,3 +125,33 @@ async def test_a_damaged_history_file_is_an_event_not_a_crash(tmp_path: Path) ->
         assert bad.read_bytes().startswith(b"this is not an SQLite")  # left alone for a person
     finally:
         await cancel_for_sure(task)
+
+
+async def test_the_component_runs_again_after_a_restart(tmp_path: Path) -> None:
+    """The gateway restarts a crashed publisher by calling `run` again on the same object."""
+    from prometheus_client import CollectorRegistry
+
+    from gateway.core.events import BoardCameOnline
+
+    config = load_config(
+        overrides={
+            "gateway": {"state_dir": str(tmp_path)},
+            "web": {"enabled": False},
+            "history": {"flush_interval_s": 0.1},
+        },
+        env=False,
+    )
+    ctx = build_context(config, RealClock())
+    ctx.registry = CollectorRegistry()
+    web = WebComponent(ctx)
+    for run in (1, 2):
+        task = asyncio.create_task(web.run())
+        await until(lambda: web.writer is not None and web.writer.store is not None, "open")
+        ctx.bus.publish(BoardCameOnline(at_s=ctx.clock.now(), board=run))
+        await until(lambda n=run: sample(web, "bms_history_writes_total") >= n, "a write")
+        await cancel_for_sure(task)
+    assert web.writer is not None
+    store = HistoryStore(web.writer.path)  # the component closed its own at the end
+    events = store.events_after(0, 10)
+    store.close()
+    assert [(e.seq, e.body["board"]) for e in events] == [(1, 1), (2, 2)]

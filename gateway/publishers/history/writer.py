@@ -157,7 +157,11 @@ class HistoryWriter:
         self.ok = Gauge("bms_history_ok", "1 while the history store accepts writes.", registry=reg)
 
     async def open(self) -> HistoryStore | None:
-        """Open the store in the writer thread; None (logged, an event) when it cannot."""
+        """Open the store in the writer thread; None (logged, an event) when it cannot.
+
+        Called at every (re)start of the component: a restart after a crash gets a new thread.
+        """
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, "history-writer")
         try:
             self.store = await self._in_thread(HistoryStore, self.path, max_pages=self._max_pages)
         except (sqlite3.Error, OSError) as err:
