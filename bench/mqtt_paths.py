@@ -14,6 +14,7 @@ import socket
 import statistics
 import tempfile
 import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from bench.common import Bounds, Row, mosquitto, process_cpu_s
 from bench.gateway_rig import bench_config, context, published
 from gateway.core.events import BoardWentOffline
 from gateway.publishers.mqtt import MqttPublisher
-from gateway.publishers.payloads import encode, event_message, state_message
+from gateway.publishers.payloads import StatePayload, encode, event_message, state_message
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
@@ -130,6 +131,17 @@ async def _run(b: Bounds, port: int, tmp: Path) -> dict[str, Any]:
         for k, v in runs.items()
     }
     out["state"]["bytes"] = len(payload)
+    cached = StatePayload(ctx.config)
+    state, clock, config = ctx.store.state, ctx.clock, ctx.config
+    number = b.count(200, 5)
+
+    def us(fn: Any) -> float:
+        return min(timeit.repeat(fn, number=number, repeat=3)) / number * 1e6
+
+    out["encode_us"] = {
+        "per_scan": us(lambda: cached.encode(state, clock)),
+        "per_publish": us(lambda: encode(state_message(state, clock, config))),
+    }
     out.update(seconds=seconds, events_count=count, rounds=rounds)
     return out
 
@@ -141,6 +153,15 @@ def run(b: Bounds) -> dict[str, Any]:
     kib = d["state"]["bytes"] / 1024
     return {
         "rows": [
+            Row(
+                "mqtt_paths",
+                "state build + encode, 414 cells",
+                "µs",
+                d["encode_us"]["per_scan"],
+                "rebuilt per publish (before)",
+                d["encode_us"]["per_publish"],
+                "< 1",
+            ),
             Row(
                 "mqtt_paths",
                 f"MQTT state path, 414 cells ({kib:.1f} KiB)",
