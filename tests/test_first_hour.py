@@ -436,3 +436,27 @@ async def test_bridge_mode_shows_what_the_bridged_board_reports(
     steps = {c.step: c for c in report.checks}
     assert steps["modbus bms"].verdict == "pass", steps["modbus bms"]
     assert steps["logic"].verdict == "skip" and steps["current sensor"].verdict == "skip"
+
+
+# --- SOC in percent -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", [0.6, 60, "60 %", "60%"])
+def test_config_accepts_soc_as_a_fraction_or_in_percent(written: object, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "soc.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "simulator": {"soc": written},
+                "signal_levels": {"low_soc": {"min": written, "tolerant": 0.7}},
+            }
+        )
+    )
+    cfg = load_config(path, env=False)
+    assert cfg.simulator.soc == pytest.approx(0.6)
+    assert cfg.signal_levels.low_soc.min == pytest.approx(0.6)
+    path.write_text("simulator:\n  soc: 160\n")
+    with pytest.raises(ConfigError, match=r"simulator\.soc"):
+        load_config(path, env=False)
