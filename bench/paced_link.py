@@ -22,9 +22,9 @@ import sys
 import time
 from collections.abc import Iterator
 
+from gateway.links.pty import open_pty_pair
 from gateway.sim.logic_server import LogicRtuServer, split_request
 from gateway.sim.pack import PackModel
-from gateway.links.pty import open_pty_pair
 
 GAP_CHARS = 3.5
 

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.control import build_engine
@@ -17,7 +18,7 @@ from gateway.core.clock import Clock, RealClock
 from gateway.core.context import Component, ComponentFactory, GatewayContext
 from gateway.core.errors import FatalError
 from gateway.core.state import GatewayState, StateStore
-from gateway.core.supervise import run_tasks
+from gateway.core.supervise import ComponentRestarted, restarting, run_tasks
 from gateway.hal.drivers import build_drivers
 from gateway.sim.pack import PackModel
 
@@ -138,19 +139,57 @@ async def _logic_port(
         yield config.model_copy(update={"logic": logic}), pack
 
 
+# The parts that keep the relays safe: their crash ends the gateway (relays open, exit 1).
+CRITICAL_COMPONENTS = frozenset({"engine", "hal"})
+
+
+def gateway_tasks(
+    ctx: GatewayContext, components: list[Component]
+) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
+    """The named tasks of one gateway: adapters and publishers restart after a crash."""
+    restarts = ctx.health.component_restarts
+
+    def report(name: str, err: BaseException, delay_s: float, count: int) -> None:
+        restarts.labels(component=name).inc()
+        log.error(
+            "%s crashed (%s: %s); restarting in %.0f s (restart %d); the control loop "
+            "keeps running",
+            name,
+            type(err).__name__,
+            err,
+            delay_s,
+            count,
+            exc_info=err,
+        )
+        ctx.bus.publish(
+            ComponentRestarted(
+                at_s=ctx.clock.now(),
+                component=name,
+                error=f"{type(err).__name__}: {err}",
+                restart_in_s=delay_s,
+                restarts=count,
+            )
+        )
+
+    def task(c: Component) -> Coroutine[Any, Any, Any]:
+        if c.name in CRITICAL_COMPONENTS:
+            return c.run()
+        return restarting(c.name, c.run, report)
+
+    return [
+        ("state", ctx.store.run()),
+        ("summary", restarting("summary", lambda: summary_loop(ctx), report)),
+        *((c.name, task(c)) for c in components),
+        ("sdnotify", sdnotify.supervise(ctx.registry, ctx.clock)),
+    ]
+
+
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
-    """Run the gateway until cancelled."""
+    """Run the gateway until cancelled (or until the engine or driver service crashes)."""
     async with _logic_port(config) as (cfg, pack):
         ctx = build_context(cfg, clock, pack)
         components = build_components(ctx)
-        await run_tasks(
-            [
-                ("state", ctx.store.run()),
-                ("summary", summary_loop(ctx)),
-                *((c.name, c.run()) for c in components),
-                ("sdnotify", sdnotify.supervise(ctx.registry, ctx.clock)),
-            ]
-        )
+        await run_tasks(gateway_tasks(ctx, components))
 
 
 SHUTDOWN_DEADLINE_S = 1.8
@@ -196,11 +235,21 @@ def main_run(config: GatewayConfig) -> int:
         asyncio.run(_main())
     except BaseException as err:
         fatal = _fatal_errors(err)
-        if not fatal:
+        if fatal:
+            for e in fatal:
+                log.critical("%s", e)
+            return EXIT_FATAL
+        if not isinstance(err, Exception):
             raise
-        for e in fatal:
-            log.critical("%s", e)
-        return EXIT_FATAL
+        # the engine or the driver service crashed (every relay was opened on the way out)
+        log.critical(
+            "the gateway stopped on a crash of a safety component (%s); every relay was "
+            "opened. Exiting with status 1 so systemd or the container restarts it.",
+            err,
+            exc_info=err,
+        )
+        logging.shutdown()
+        return 1
     return 0
 
 

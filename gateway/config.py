@@ -205,7 +205,13 @@ class LogicSection(Section):
     )
     poll_interval_s: float = Field(1.0, gt=0, le=60, description="One scan of every board.")
     timeout_s: float = Field(0.2, gt=0, le=10, description="Reply timeout per request.")
-    retries: int = Field(0, ge=0, le=5, description="Immediate retries of a failed request.")
+    retries: int = Field(
+        2,
+        ge=0,
+        le=5,
+        description="Retries of a failed read within the same poll cycle before the board "
+        "counts a failure (not for a board already offline).",
+    )
     offline_after: int = Field(3, ge=1, le=100, description="Consecutive failures.")
 
     @model_validator(mode="after")

@@ -27,7 +27,8 @@ from gateway.sim.pack import PackModel
 
 
 def make_config(port: str, **logic: Any) -> GatewayConfig:
-    base = {"boards": 3, "cells_per_board": 16, "timeout_s": 0.05, "offline_after": 3}
+    # retries 0: these tests count each failed read (tests/test_serial_noise.py: retries)
+    base = {"boards": 3, "cells_per_board": 16, "timeout_s": 0.05, "offline_after": 3, "retries": 0}
     base.update(logic)
     return load_config(overrides={"logic": {"port": port, **base}}, env=False)
 

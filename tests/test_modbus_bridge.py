@@ -303,10 +303,49 @@ async def test_adapter_polls_on_the_virtual_clock() -> None:
 # --- the gateway's Modbus server -------------------------------------------------------
 
 
-def _server_ctx(writes: bool) -> tuple[GatewayContext, GatewayRegisterMap, ModbusServerSection]:
+def test_server_defaults_are_loopback_and_read_only() -> None:
+    section = load_config(env=False).modbus_server
+    assert section.host == "127.0.0.1"
+    assert not section.writes_enabled and not section.allow_less_safe_writes
+
+
+async def test_less_safe_writes_are_refused_unless_allowed() -> None:
+    ctx, regmap, _ = _server_ctx(writes=True)
+    sub = ctx.bus.subscribe("t", SignalOverridden, ErrorResetRequested)
+    port = free_port()
+    cover, inhibit_charging, fuse_2 = 0x5100, 0x5103, 0x5110
+    async with serve_tcp(regmap, "127.0.0.1", port, 32):
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=1)
+        assert await client.connect()
+        try:
+            # Safer: the battery cover forced "open" (alarm), charging inhibited.
+            for address, value in ((cover, 1), (inhibit_charging, 1)):
+                assert not (await client.write_register(address, value, device_id=32)).isError()
+            # Less safe: the cover forced "closed" (what the attacker did), releasing
+            # the inhibit, forcing a fuse either way, the error reset.
+            for address, value in ((cover, 0), (inhibit_charging, 2), (fuse_2, 1), (0x3000, 1)):
+                rr = await client.write_register(address, value, device_id=32)
+                assert rr.isError() and rr.exception_code == 3, hex(address)
+            rr = await client.read_holding_registers(cover, count=4, device_id=32)
+            assert rr.registers == [1, 2, 2, 1]  # the safe overrides stand
+        finally:
+            client.close()
+    got = _drain(sub)
+    assert [(e.signal, e.mode) for e in got if isinstance(e, SignalOverridden)] == [
+        ("battery_cover", "on"),
+        ("inhibit_charging", "on"),
+    ]
+    assert not any(isinstance(e, ErrorResetRequested) for e in got)
+
+
+def _server_ctx(
+    writes: bool, less_safe: bool = False
+) -> tuple[GatewayContext, GatewayRegisterMap, ModbusServerSection]:
     config = load_config(overrides={"logic": {"boards": 2, "cells_per_board": 3}}, env=False)
     ctx = build_context(config, VirtualClock())
-    section = ModbusServerSection(enabled=True, writes_enabled=writes)
+    section = ModbusServerSection(
+        enabled=True, writes_enabled=writes, allow_less_safe_writes=less_safe
+    )
     ctx.store.apply(
         BoardScanned(at_s=0.0, board=1, cell_voltages_v=(3.301, 3.302, 3.299),
                      temperatures_c=(21.5, None, -3.2), board_temperature_c=30.0)
@@ -369,7 +408,7 @@ async def test_read_only_server_refuses_writes_with_illegal_function() -> None:
 
 
 async def test_enabled_writes_accept_only_overrides_and_error_reset() -> None:
-    ctx, regmap, _ = _server_ctx(writes=True)
+    ctx, regmap, _ = _server_ctx(writes=True, less_safe=True)
     sub = ctx.bus.subscribe("t", PointsRead, SignalOverridden, ErrorResetRequested)
     port = free_port()
     async with serve_tcp(regmap, "127.0.0.1", port, 32):

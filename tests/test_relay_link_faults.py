@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.app import _logic_port, build_components, build_context
+from gateway.app import _logic_port, build_components, build_context, gateway_tasks
 from gateway.config import load_config
 from gateway.control.commands import GO_SAFE, CommandRequested
 from gateway.core.context import GatewayContext
@@ -71,9 +71,7 @@ async def gateway(config: Any) -> AsyncIterator[tuple[GatewayContext, asyncio.Ta
     async with _logic_port(config) as (cfg, pack):
         ctx = build_context(cfg, None, pack)
         components = build_components(ctx)
-        task = asyncio.create_task(
-            run_tasks([("state", ctx.store.run()), *((c.name, c.run()) for c in components)])
-        )
+        task = asyncio.create_task(run_tasks(gateway_tasks(ctx, components)))
         try:
             yield ctx, task
         finally:

@@ -60,7 +60,8 @@ class Rig(WorldStepper):
 
 @contextlib.asynccontextmanager
 async def rig(world: World) -> AsyncIterator[Rig]:
-    regmap = GatewayRegisterMap(world.ctx, ModbusServerSection(enabled=True, writes_enabled=True))
+    section = ModbusServerSection(enabled=True, writes_enabled=True, allow_less_safe_writes=True)
+    regmap = GatewayRegisterMap(world.ctx, section)
     port = free_port()
     async with serve_tcp(regmap, "127.0.0.1", port, UNIT):
         client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=1)

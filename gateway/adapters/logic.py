@@ -14,6 +14,12 @@ counted in `bms_logic_poll_errors_total{board,kind}`:
 - `exception`: the board answered with a Modbus exception reply;
 - `io`: the serial port is missing or failed (reopened with backoff).
 
+A failed read (timeout, CRC, malformed, exception) is retried at once, up to
+`logic.retries` times (default 2) within the same poll cycle, before the board counts a
+failure, so line noise that spoils one frame in ten costs a retry, not stale data or a
+`logic_offline`. Retries are counted in `bms_logic_retries_total{board,kind}`; a board
+already offline is not retried (a dead board must not stretch the cycle).
+
 pymodbus is a transport behind this module: both its raised exceptions and its `isError()`
 responses become the error types below, and nothing of it leaks to the bus.
 
@@ -280,7 +286,7 @@ class LogicAdapter:
             stopbits=cfg.stopbits,
             bytesize=cfg.bytesize,
             timeout=cfg.timeout_s,
-            retries=cfg.retries,
+            retries=0,  # retries are ours (`_read_with_retries`), counted per kind
             reconnect_delay=0,  # reconnection is ours, with backoff on the gateway clock
             name="logic",
             trace_packet=self._trace_packet,
@@ -297,6 +303,16 @@ class LogicAdapter:
         for board in self.addresses:
             for result in ("ok", "failed"):
                 self.balancing_writes.labels(board=str(board), result=result)
+        self.retries = cfg.retries
+        self.retried = Counter(
+            "bms_logic_retries",
+            "Failed Logic reads retried within the poll cycle, by board and kind.",
+            ["board", "kind"],
+            registry=ctx.registry,
+        )
+        for board in self.addresses:
+            for kind in (KIND_TIMEOUT, KIND_CRC, KIND_MALFORMED, KIND_EXCEPTION):
+                self.retried.labels(board=str(board), kind=kind)
         self.cycle_seconds = Gauge(
             "bms_logic_cycle_seconds",
             "Duration of the last full Logic poll cycle (all boards).",
@@ -346,7 +362,7 @@ class LogicAdapter:
                 continue
             sent_s = clock.now()
             try:
-                reading = await self._read_board(board)
+                reading = await self._read_with_retries(board)
             except (FrameError, AdapterUnavailableError) as err:
                 self.boards.failed(board, err, clock.now())
                 if isinstance(err, LinkDownError):
@@ -397,6 +413,21 @@ class LogicAdapter:
         return data
 
     # --- one board ----------------------------------------------------------------------
+
+    async def _read_with_retries(self, board: int) -> logic_map.LogicBoardReading:
+        """Read one board, retrying a failed read up to `logic.retries` times at once."""
+        attempts = 1 + (self.retries if self.health[board].online is not False else 0)
+        for attempt in range(attempts):
+            try:
+                return await self._read_board(board)
+            except LinkDownError:
+                raise
+            except (FrameError, AdapterUnavailableError) as err:
+                if attempt + 1 >= attempts:
+                    raise
+                self.retried.labels(board=str(board), kind=error_kind(err)).inc()
+                log.debug("Logic board %d read failed (%s); retrying", board, err)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read_board(self, board: int) -> logic_map.LogicBoardReading:
         """Read and decode one board; every failure becomes one of our error types."""

@@ -1,1 +1,2 @@
-"""The middle of the data flow: clock, events, bus, state."""
+"""The ground floor: clock, events, bus, state store, errors, plugin registry, supervision,
+config building blocks. Imports nothing above it (type-only imports aside)."""

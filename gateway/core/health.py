@@ -30,6 +30,12 @@ class Health:
             ["board", "kind"],
             registry=registry,
         )
+        self.component_restarts = Counter(
+            "bms_component_restarts",
+            "Adapter/publisher crashes, each followed by a restart with backoff.",
+            ["component"],
+            registry=registry,
+        )
         self.bus_drops = Counter(
             "bms_bus_dropped_events",
             "Events dropped from a full subscriber queue.",

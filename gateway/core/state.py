@@ -82,7 +82,9 @@ class GatewayState:
     points_updated_s: dict[str, float] = field(default_factory=dict)  # source -> clock time
     point_updated_s: dict[str, float] = field(default_factory=dict)  # point -> clock time
     control: ControlState = field(default_factory=ControlState)
-    _readings_cache: tuple[object, _Readings] | None = field(
+    _readings_cache: (
+        tuple[tuple[tuple[BoardState, bool, object, object], ...], _Readings] | None
+    ) = field(
         default=None, init=False, repr=False, compare=False
     )
 
@@ -98,21 +100,33 @@ class GatewayState:
     def _readings(self) -> _Readings:
         """The online boards' readings and their extremes, computed once per scan.
 
-        Scans store new value tuples, so the cache is keyed by the boards' tuples (compared
-        by identity first); boards holding anything but tuples are never cached.
+        Scans store new value tuples, so the cache holds on to the boards and tuples it was
+        computed from and is reused while every one of them is still in place (compared by
+        identity); boards holding anything but tuples are never cached.
         """
-        boards = sorted(self.boards.items())
-        key = tuple((n, b.online, b.cell_voltages_v, b.temperatures_c) for n, b in boards)
         cached = self._readings_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        online = [b for _, b in boards if b.online]
+        boards = self.boards
+        if cached is not None and len(cached[0]) == len(boards):
+            for b, (was, online, cells_v, temps_c) in zip(boards.values(), cached[0], strict=True):
+                if (
+                    b is not was
+                    or b.online is not online
+                    or b.cell_voltages_v is not cells_v
+                    or b.temperatures_c is not temps_c
+                ):
+                    break
+            else:
+                return cached[1]
+        online_boards = [b for _, b in sorted(boards.items()) if b.online]
         readings = _Readings.of(
-            [v for b in online for v in b.cell_voltages_v],
-            [t for b in online for t in b.temperatures_c if t is not None],
+            [v for b in online_boards for v in b.cell_voltages_v],
+            [t for b in online_boards for t in b.temperatures_c if t is not None],
         )
-        if all(type(b.cell_voltages_v) is type(b.temperatures_c) is tuple for b in online):
+        if all(type(b.cell_voltages_v) is type(b.temperatures_c) is tuple for b in online_boards):
+            key = tuple((b, b.online, b.cell_voltages_v, b.temperatures_c) for b in boards.values())
             self._readings_cache = (key, readings)
+        else:
+            self._readings_cache = None
         return readings
 
     def cell_voltages_v(self) -> list[float]:

@@ -1,6 +1,10 @@
-"""Own a set of long-running tasks and make sure they really stop.
+"""Own a set of long-running tasks, make sure they really stop, restart the ones that may.
 
-Every task runs in one `asyncio.TaskGroup`: a crash in one cancels its siblings. On Python
+Every task runs in one `asyncio.TaskGroup`: a crash in one cancels its siblings, so the
+gateway wraps each adapter and publisher in `restarting` (a crash is reported as a
+`ComponentRestarted` notice and a metric, and the component runs again after a backoff)
+and leaves only the parts that keep the relays safe (engine, driver service, state store)
+to end the whole gateway with them. On Python
 3.11 a task can swallow a cancellation (a library's `asyncio.wait_for` that completes in the
 same loop iteration as the cancel), so when the group is cancelled a reaper keeps cancelling
 the children that are still running until they are all done.
@@ -11,8 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from gateway.core.errors import FatalError
+from gateway.core.events import Notice
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +112,81 @@ def taskgroup_cancel_fix() -> Iterator[None]:
             while task.cancelling() > before:
                 task.uncancel()
         raise
+
+
+# --- restarts ------------------------------------------------------------------------
+
+RESTART_MIN_S = 1.0  # real time: the first restart of a crashed component
+RESTART_MAX_S = 60.0  # the backoff doubles up to this
+RESTART_RESET_AFTER_S = 60.0  # a component that ran this long restarts at the minimum again
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentRestarted(Notice):
+    """An adapter or publisher crashed and is restarted after `restart_in_s`."""
+
+    component: str
+    error: str
+    restart_in_s: float
+    restarts: int
+
+    def payload(self) -> dict[str, Any]:
+        """Return the event body."""
+        return {
+            "type": "component_restarted",
+            "component": self.component,
+            "error": self.error,
+            "restart_in_s": round(self.restart_in_s, 3),
+            "restarts": self.restarts,
+        }
+
+
+def _is_fatal(err: BaseException) -> bool:
+    """True for a FatalError, also inside (nested) exception groups."""
+    if isinstance(err, FatalError):
+        return True
+    if isinstance(err, BaseExceptionGroup):
+        return any(_is_fatal(e) for e in err.exceptions)
+    return False
+
+
+CrashReport = Callable[[str, BaseException, float, int], None]
+
+
+async def restarting(
+    name: str,
+    run: Callable[[], Awaitable[Any]],
+    report: CrashReport,
+    *,
+    min_s: float = RESTART_MIN_S,
+    max_s: float = RESTART_MAX_S,
+) -> None:
+    """Run `run()`; when it crashes, `report` it and run it again after a backoff.
+
+    A component that returns ends for good; a cancellation ends at once. The backoff
+    (real time, like the re-cancel above) doubles from `min_s` up to `max_s`, and starts
+    over once a run lasted `RESTART_RESET_AFTER_S`.
+    """
+    delay = min_s
+    restarts = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # any crash of a component is restarted, except:
+            if _is_fatal(err):
+                raise  # a FatalError stops the gateway on purpose (e.g. a duplicate gateway.id)
+            reraise_swallowed_cancel()
+            if time.monotonic() - started >= RESTART_RESET_AFTER_S:
+                delay = min_s
+            restarts += 1
+            try:
+                report(name, err, delay, restarts)
+            except Exception:
+                log.exception("reporting the crash of %s failed", name)
+            await asyncio.sleep(delay)
+            delay = min(max_s, 2 * delay)
+            continue
+        return

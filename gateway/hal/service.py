@@ -2,9 +2,15 @@
 
 It runs the background loop of every driver that has one (`async run(clock)`, e.g. the
 Modbus I/O driver's sync loop), checks the relay lease every `drivers.lease_check_interval_s`
-so the relays open even when the engine has died (also from a thread, so they open even
-when the event loop itself is blocked), and closes every driver (relays open) when
-the gateway stops, however it stops.
+so the relays open even when the engine has died, and closes every driver (relays open)
+when the gateway stops, however it stops.
+
+The lease is also checked from a thread, which keeps running while the event loop is
+blocked: `open_all()` from that thread writes the relays itself (sim and GPIO inline; the
+Modbus driver writes its coils synchronously on its shared link from the calling thread,
+see `gateway.hal.modbus_io.Polled._poke`), so no step of it needs the loop. Nothing here
+helps when the whole process is frozen or killed: that is the relay module's own watchdog
+or the GPIO wiring (docs/hardware.md).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from gateway.protocols.modbus_profile import Point, PointValue, Profile, encode_
 from gateway.protocols.profiles import load_profile
 from gateway.publishers.measurements import MEASUREMENTS
 from gateway.publishers.modbus_server_section import ModbusServerSection
+from gateway.publishers.modbus_write_guard import override_is_less_safe
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,18 @@ class GatewayRegisterMap:
             return ExceptionCode.ILLEGAL_DATA_ADDRESS
         if any(a == HR_ERROR_RESET and v != 1 for a, v in zip(addrs, values, strict=True)):
             return ExceptionCode.ILLEGAL_DATA_VALUE
+        if not self._section.allow_less_safe_writes:
+            for a, v in zip(addrs, values, strict=True):
+                if a == HR_ERROR_RESET or override_is_less_safe(
+                    signals[a], self.overrides.get(a, OVERRIDE_FOLLOW), min(v, OVERRIDE_FOLLOW)
+                ):
+                    what = "error reset" if a == HR_ERROR_RESET else f"override {signals[a]}={v}"
+                    log.warning(
+                        "modbus server write refused: %s may make the battery less safe "
+                        "(modbus_server.allow_less_safe_writes is false)",
+                        what,
+                    )
+                    return ExceptionCode.ILLEGAL_DATA_VALUE
         now = self._ctx.clock.now()
         points: dict[str, PointValue] = {}
         for a, value in zip(addrs, values, strict=True):

@@ -32,6 +32,13 @@ class ModbusServerSection(Section):
         description="Accept the input-signal overrides (HR 0x5100+bit, 0x5110+bit) and the "
         "error reset (HR 0x3000); otherwise every write is refused with ILLEGAL FUNCTION.",
     )
+    allow_less_safe_writes: bool = Field(
+        False,
+        description="With `writes_enabled`, also accept writes that may let a relay close "
+        "again: the error reset, releasing a safe override, forcing a safety input to its "
+        "fine state (docs/modbus.md). Modbus has no authentication: anyone who reaches the "
+        "server may then do so.",
+    )
     update_interval_s: float = Field(
         1.0, gt=0, le=60, description="How often the register image is rebuilt from the state."
     )

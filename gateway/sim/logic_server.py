@@ -39,7 +39,7 @@ EXC_ILLEGAL_ADDRESS = 0x02
 EXC_ILLEGAL_VALUE = 0x03
 
 MAX_FRAME = 256
-RESYNC_AFTER_S = 0.05  # an incomplete frame older than this is line noise: drop a byte
+MIN_GAP_S = 0.00175  # Modbus RTU: above 19200 baud the 3.5-character gap is fixed at 1.75 ms
 
 # (board address, reply frame) -> the bytes to send instead, or None for no reply at all.
 ReplyFilter = Callable[[int, bytes], bytes | None]
@@ -85,6 +85,7 @@ class ServerStats:
     replies: int = 0
     ignored: int = 0
     dropped_bytes: int = 0
+    dropped_frames: int = 0  # garbage frames discarded at an inter-frame gap
 
 
 class LogicRtuServer:
@@ -106,6 +107,11 @@ class LogicRtuServer:
         self.reply_filter = reply_filter
         self.stats = ServerStats()
         self.requests_by_board: collections.Counter[int] = collections.Counter()
+
+    @property
+    def inter_frame_gap_s(self) -> float:
+        """The silence that ends a frame: 3.5 characters, at least 1.75 ms."""
+        return max(MIN_GAP_S, 3.5 * self.bits_per_char / self.baudrate)
 
     def wire_time_s(self, n_bytes: int) -> float:
         """Time `n_bytes` take on the wire at this baud rate."""
@@ -202,23 +208,32 @@ class LogicRtuServer:
                 if not buf:
                     arrived.clear()
                     await arrived.wait()
+                # Fast path: the buffer is exactly one valid request (as a master sends it).
                 consumed, frame = split_request(bytes(buf))
-                if frame is not None:
-                    del buf[:consumed]
+                if frame is not None and consumed == len(buf):
+                    buf.clear()
                     await self._answer(fd, frame)
                     continue
-                if consumed:
-                    del buf[:consumed]
-                    self.stats.dropped_bytes += consumed
-                    continue
-                # Incomplete: wait for more bytes, or give up on the first byte after silence.
+                # Otherwise the frame ends at the next silence of 3.5 characters, as on a
+                # real RTU line: wait for more bytes, or for that gap.
                 arrived.clear()
                 try:
-                    async with asyncio.timeout(RESYNC_AFTER_S):  # not wait_for: it can swallow
-                        await arrived.wait()  # a cancellation on Python 3.11
+                    async with asyncio.timeout(self.inter_frame_gap_s):  # not wait_for: it
+                        await arrived.wait()  # can swallow a cancellation on Python 3.11
+                    continue
                 except TimeoutError:
-                    del buf[:1]
-                    self.stats.dropped_bytes += 1
+                    pass
+                # Silence: what arrived is one frame. A valid request is answered; anything
+                # else (noise, a corrupted or truncated request) is dropped whole, and the
+                # next request after the gap is read cleanly.
+                consumed, frame = split_request(bytes(buf))
+                if frame is not None and consumed:
+                    del buf[:consumed]
+                    await self._answer(fd, frame)
+                if buf:
+                    self.stats.dropped_bytes += len(buf)
+                    self.stats.dropped_frames += 1
+                    buf.clear()
         finally:
             loop.remove_reader(fd)
 
