@@ -194,9 +194,7 @@ async def test_a_fleet_survives_losing_one_cluster_node(
             g.raise_events(EVENTS_PER_PHASE)
 
         def delivered() -> bool:
-            return all(
-                watcher.seqs.get(g.id, set()) >= set(range(1, g.raised + 1)) for g in fleet
-            )
+            return all(watcher.seqs.get(g.id, set()) >= set(range(1, g.raised + 1)) for g in fleet)
 
         await until(delivered, "every event of every gateway", 90, poll_s=0.25)
         for task in tasks:

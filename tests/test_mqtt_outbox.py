@@ -110,6 +110,17 @@ def test_a_failing_disk_moves_the_rows_to_memory(tmp_path: Path) -> None:
     assert _seqs(box.read(0, 10)) == [1, 2, 3]
 
 
+def test_a_damaged_file_is_set_aside_and_a_fresh_outbox_started(tmp_path: Path) -> None:
+    path = tmp_path / OUTBOX_FILE
+    path.write_bytes(b"this is not an SQLite database" * 100)
+    box = Outbox(path, 10)
+    assert box.persistent and box.errors == 1 and box.last_seq == 0
+    box.append(_bodies("a"), _report)
+    assert _seqs(box.read(0, 10)) == [1]
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith(f"{OUTBOX_FILE}.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+
+
 def test_undeliverable_bodies_are_refused_before_anything_is_written(tmp_path: Path) -> None:
     box = Outbox(tmp_path / OUTBOX_FILE, 10)
     with pytest.raises(ValueError):

@@ -172,3 +172,42 @@ async def test_losing_one_broker_moves_the_gateway_to_the_next(tmp_path: Path) -
     finally:
         first.stop()
         second.stop()
+
+
+class SlowAnnouncer:
+    """An extension whose on_connected hangs (a discovery burst that never ends)."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    def subscriptions(self) -> list[str]:
+        return []
+
+    async def on_connected(self, client: aiomqtt.Client) -> None:
+        self.entered.set()
+        await self.release.wait()
+
+    async def on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        pass
+
+
+async def test_state_and_events_do_not_wait_for_an_extensions_announcements(
+    broker: Broker,
+) -> None:
+    from gateway.core.events import ErrorRaised
+
+    ctx, clock = make_ctx(broker)
+    slow = SlowAnnouncer()
+    ctx.mqtt_extensions.append(slow)
+    scan(ctx, 1, 3.3)
+    pub = MqttPublisher(ctx)
+    ctx.bus.publish(ErrorRaised(at_s=clock.now(), error="cell_imbalance", severity="warning"))
+    async with Watcher(broker, "bms/gw-test/#") as w, running(pub):
+        await slow.entered.wait()
+        await w.wait("state")
+        await w.wait("events")
+        assert not slow.release.is_set()  # still announcing
+        slow.release.set()

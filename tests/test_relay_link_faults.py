@@ -110,6 +110,9 @@ async def test_a_tcp_reset_while_closed_raises_relay_driver_fault_and_recovers(
         assert detail is not None and f"127.0.0.1:{proxy.port}" in detail, detail
         assert "reset" in detail.lower() or "connect" in detail.lower(), detail
         assert not task.done(), "the gateway stopped on a relay link error"
+        await until(
+            lambda: ctx.registry.get_sample_value("bms_relay_driver_fault") == 1, "fault gauge"
+        )
         # the engine commands every relay open; the module cannot hear it yet
         assert not ctx.drivers.relays.relay_closed(1)
         proxy.mode = "pass"
@@ -119,6 +122,8 @@ async def test_a_tcp_reset_while_closed_raises_relay_driver_fault_and_recovers(
         await _contactors_closed(ctx, m)
         assert not task.done()
         assert ctx.drivers.relays.link.failures > 0  # type: ignore[attr-defined]
+        assert (ctx.registry.get_sample_value("bms_relay_driver_errors_total") or 0) > 0
+        assert ctx.registry.get_sample_value("bms_relay_driver_fault") == 0
 
 
 async def test_a_silent_link_reports_the_last_confirmed_state_not_the_command(

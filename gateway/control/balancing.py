@@ -65,3 +65,48 @@ def decide(
                 mask |= 1 << i
         out[board] = mask
     return out
+
+
+@dataclass(frozen=True)
+class Balancing:
+    """The balancing decision of one step."""
+
+    masks: dict[int, int]
+    blocked: list[str]  # why nothing balances (empty: the thresholds decide)
+    hot: set[int]  # boards too hot (or of unknown temperature) to balance
+
+
+def hot_boards(
+    board_temperatures_c: dict[int, float | None], limit_c: float | None, enabled: bool
+) -> set[int]:
+    """Boards at or above `limit_c`, or whose temperature is unknown."""
+    if not enabled or limit_c is None:
+        return set()
+    return {n for n, t in board_temperatures_c.items() if t is None or t >= limit_c}
+
+
+def decide_balancing(
+    *,
+    enable: bool,
+    mode: str,
+    rest_current_a: float,
+    current_a: float | None,
+    requested: bool,
+    stopping: list[str],
+    undervoltage: bool,
+    cells_by_board: dict[int, tuple[float, ...]],
+    previous: dict[int, int],
+    params: BalancingParams,
+    hot: set[int],
+) -> Balancing:
+    """Decide the masks; `stopping` (stale data, go-safe, critical errors) stops everything."""
+    blocked: list[str] = [] if enable else ["disabled"]
+    blocked += stopping
+    if undervoltage:
+        blocked.append("cell_undervoltage")
+    if not requested and not mode_allows(mode, current_a, rest_current_a):
+        blocked.append(f"mode_{mode}")
+    if blocked:
+        return Balancing(dict.fromkeys(previous, 0), blocked, hot)
+    masks = decide(cells_by_board, previous, params, hot, requested=requested)
+    return Balancing(masks, blocked, hot)

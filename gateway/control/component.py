@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from prometheus_client import Counter, Gauge
 
 from gateway.control.commands import CommandRequested, apply_command
 from gateway.control.detect import CHARGER_FAULT_POINTS
 from gateway.control.engine import BRIDGED_SOC_POINTS, Engine, StepResult
+from gateway.control.latches import PERSISTENCE_FAULT
 from gateway.control.measure import (
     CHARGER_CONNECTED_POINT,
     ERROR_POINT_PREFIX,
@@ -53,6 +55,8 @@ ENGINE_POINTS = frozenset(
     {CHARGER_CONNECTED_POINT, ERROR_RESET_POINT, *CHARGER_FAULT_POINTS, *BRIDGED_SOC_POINTS}
 )
 ENGINE_POINT_PREFIXES = (ERROR_POINT_PREFIX, OVERRIDE_POINT_PREFIX)
+# An unchanged reading still wakes a decision when the last one is older than this (s).
+REFRESH_S = 1.0
 
 
 class EngineComponent:
@@ -94,6 +98,9 @@ class EngineComponent:
             maxsize=1024,
         )
         self._points_seen: dict[str, object] = {}
+        self._seen: dict[object, tuple[object, float]] = {}
+        e = cfg.engine
+        self._fresh_s = min(e.cell_timeout_s, e.current_timeout_s, e.inputs_timeout_s)
         self._last_decision_s: float | None = None
         self._faults_decided: dict[str, str] = {}
         self._soc_saved_s: float | None = None
@@ -300,9 +307,41 @@ class EngineComponent:
         return self.engine.next_decision_s(self._last_decision_s)
 
     def _relevant(self, event: Event) -> bool:
-        """True when `event` carries something the engine decides on."""
-        if not isinstance(event, PointsRead):
+        """True when `event` changes something the engine decides on.
+
+        A reading identical to the previous one of its source (a board scan, the analog
+        readings, the inputs) changes no decision: only its freshness, which the staleness
+        deadlines follow. It still wakes a decision when the last one is older than
+        `REFRESH_S` (the SOC integration and the published state keep moving).
+        """
+        sig: object
+        match event:
+            case BoardScanned():
+                key: object = ("scan", event.board)
+                sig = (
+                    event.cell_voltages_v,
+                    event.temperatures_c,
+                    event.board_temperature_c,
+                    event.status_bits,
+                    event.balancing_mask,
+                )
+            case PackMeasured():
+                key = "analog"
+                sig = (event.current_a, event.humidity_pct, tuple(event.extra.items()))
+            case InputsRead():
+                key, sig = "inputs", event.closed
+            case PointsRead():
+                return self._points_changed(event)
+            case _:
+                return True
+        prev_sig, prev_at = self._seen.get(key, (self, -math.inf))
+        self._seen[key] = (sig, event.at_s)
+        if prev_sig != sig or event.at_s - prev_at > self._fresh_s:  # changed, or fresh again
             return True
+        last = self._last_decision_s
+        return last is None or event.at_s - last >= REFRESH_S
+
+    def _points_changed(self, event: PointsRead) -> bool:
         changed = False
         for key, value in event.values.items():
             relevant = key in ENGINE_POINTS or key.startswith(ENGINE_POINT_PREFIXES)
@@ -343,7 +382,9 @@ class EngineComponent:
         except Exception:
             self.driver_failures.labels(driver="indicators").inc()
             log.exception("indicator driver failed")
-        return need or self.engine.faults != self._faults_decided
+        # a latch/go-safe write failed or recovered, or a release is now on disk
+        written = self.engine.persisted.needs_decision(self.engine.faults.get(PERSISTENCE_FAULT))
+        return need or written or self.engine.faults != self._faults_decided
 
     async def _wait_input(self, due_s: float) -> bool:
         """Wait until an input arrives (True) or the clock reaches `due_s` (False)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from gateway.control.measure import CURRENT_FAULT, Measurements
@@ -105,8 +105,7 @@ def check_cell_voltage(m: Measurements, row: ProtectionRow, p: Params) -> Verdic
 
 def check_temperature(m: Measurements, row: ProtectionRow, p: Params) -> Verdict:
     """Coldest or hottest known cell temperature against its limit."""
-    temps = [t for t in m.temperatures() if t is not None]
-    known = _limit(row, p, temps, "max" if row.check == "temperature_max" else "min")
+    known = _limit(row, p, m.known_temperatures, "max" if row.check == "temperature_max" else "min")
     return _judge(m, known, m.temperature_causes, "temperature")
 
 
@@ -307,7 +306,7 @@ def _root_cause(v: Verdict, params: dict[str, Params]) -> Verdict:
         return v
     if v.causes and all(params[c].enable for c in v.causes):
         return v
-    return replace(v, state="breach")
+    return Verdict("breach", v.value, v.detail, v.causes, v.at_s)
 
 
 # Which reading each check judges: its timestamp starts the set/clear delays.
@@ -340,6 +339,6 @@ def detect(m: Measurements, params: dict[str, Params]) -> dict[str, Verdict]:
             continue
         v = _root_cause(CHECKS[row.check](m, row, params[row.name]), params)
         if (key := DATA_TIME.get(row.check)) is not None:
-            v = replace(v, at_s=getattr(m, key))
+            v = Verdict(v.state, v.value, v.detail, v.causes, getattr(m, key))
         out[row.name] = v
     return out

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.board import OUTPUT_COUNT, RELAY_COUNT
+from gateway.board import RELAY_COUNT
 from gateway.control import balancing as bal
+from gateway.control import contactors as ctr
 from gateway.control.debounce import Debounced
 from gateway.control.detect import SELF_TIMED, Verdict, detect
 from gateway.control.indicators import blink, indicators
@@ -38,12 +39,15 @@ from gateway.control.measure import (
 )
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
 from gateway.control.persisted import PersistedState
+from gateway.control.reasons import decide_reasons
+from gateway.control.relays import decide_outputs, decide_relays
 from gateway.control.settings import CONTACTOR_FUNCTIONS, EXTRA_SIGNALS, resolve
 from gateway.control.soc import SocEstimator
 from gateway.control.switching import ContactorControl, EndOfCharge
 from gateway.control.table import BY_NAME
-from gateway.core.events import ErrorCleared, ErrorRaised, Notice, RelaySwitched
-from gateway.core.state import GatewayState, SwitchState
+from gateway.control.thermal import decide_thermal, level
+from gateway.core.events import ErrorCleared, ErrorRaised, Notice
+from gateway.core.state import GatewayState
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -60,10 +64,6 @@ BRIDGED_LIMIT_POINTS = (
     ("dcl_a", "dcl", ("main2x.discharge_current_limit_a",)),
 )
 
-# Protections whose breach follows from switching itself: they never hold a contactor open
-# before they are debounced (a feedback lags its command by design).
-SWITCHING_CONSEQUENCES = frozenset({"contactor_feedback"})
-
 
 @dataclass
 class StepResult:
@@ -76,17 +76,6 @@ class StepResult:
     # (error, seconds) from the first cycle its breach was seen to the relay command it
     # caused this cycle (the `bms_protection_reaction_seconds` histogram)
     reactions: list[tuple[str, float]] = field(default_factory=list)
-
-
-def _level(value: float | None, *, above: float | None, below: float | None, tol: float) -> Any:
-    """Verdict state of an indication level (`above` = trip above, `below` = trip below)."""
-    if value is None:
-        return None
-    if above is not None:
-        return "breach" if value > above else "ok" if value <= tol else "band"
-    if below is not None:
-        return "breach" if value < below else "ok" if value >= tol else "band"
-    return None
 
 
 class Engine:
@@ -426,6 +415,34 @@ class Engine:
         since = now_s if prev is None or prev[0] != tup or prev[1] != value else prev[2]
         self._reasons[key] = (tup, value, since)
 
+    def _soc(self, now_s: float, m: Measurements, cells: list[float], eoc: bool) -> float | None:
+        """Step the SOC estimator and the indication levels low_soc/high_charging_current."""
+        mean_v = sum(cells) / len(cells) if cells else None
+        soc = self.soc.update(
+            now_s=now_s, current_a=m.current_a, mean_cell_v=mean_v, end_of_charge_reached=eoc
+        )
+        # Bridge mode: the bridged board's SOC wins while fresh; the own estimate carries on
+        # from it (and is persisted) so it takes over without a jump when the bridge goes quiet.
+        bridged = None if self.controller else self._bridged_soc(now_s)
+        if bridged is not None:
+            soc, point = bridged
+            self.soc.soc, self.soc.source = soc, point
+        lv = self.config.signal_levels
+        ls, hc = lv.low_soc, lv.high_charging_current
+        self.low_soc.update(
+            level(soc, above=ls.max, below=ls.min, tol=ls.tolerant) if ls.enable else None,
+            now_s=now_s,
+            set_delay_s=ls.set_delay_ms / 1000,
+            clear_delay_s=ls.clear_delay_s,
+        )
+        self.high_charging_current.update(
+            level(m.current_a, above=hc.max, below=hc.min, tol=hc.tolerant) if hc.enable else None,
+            now_s=now_s,
+            set_delay_s=hc.set_delay_ms / 1000,
+            clear_delay_s=hc.clear_delay_s,
+        )
+        return soc
+
     # --- when to decide next -------------------------------------------------------
 
     def indicator_states(self, now_s: float) -> dict[str, bool]:
@@ -536,42 +553,28 @@ class Engine:
         go_safe = bool(self.go_safe_requests) or sig("go_safe", unknown=True)
         power_down = sig("power_down_request")
 
-        # what blocks each direction
-        common: list[str] = []
-        if not self.first_valid_scan:
-            # bridge mode: the bridged BMS Main decides, this gateway never scans the cells
-            common.append("waiting_first_scan" if self.controller else "bridge_mode")
-        common += stale
-        if go_safe:
-            common.append("go_safe")
-        charge_block = common + [n for n in active if BY_NAME[n].blocks_charge]
-        discharge_block = common + [n for n in active if BY_NAME[n].blocks_discharge]
-        if sig("inhibit_charging", unknown=True):
-            charge_block.append("inhibit_charging")
-        if sig("inhibit_discharging", unknown=True):
-            discharge_block.append("inhibit_discharging")
-
-        # a breach not yet debounced keeps an open contactor open
-        pending = [
-            n
-            for n in ERROR_NAMES
-            if not self.errors[n].active
-            and self.errors[n].bad_since_s is not None
-            and n not in SWITCHING_CONSEQUENCES
-        ]
-        pending_charge = [f"pending_{n}" for n in pending if BY_NAME[n].blocks_charge]
-        pending_discharge = [f"pending_{n}" for n in pending if BY_NAME[n].blocks_discharge]
-
-        # charge control
-        cmode = cfg.charge_control.mode
-        if cmode == "always":
-            c_request, c_why = True, "mode_always"
-        elif cmode == "charger_connected":
-            c_request, c_why = charger_connected, "charger_connected"
-        else:
-            c_request, c_why = sig("charge_request"), "charge_request"
-        if power_down:
-            c_request = False
+        # contactors
+        b = ctr.blocks(
+            first_valid_scan=self.first_valid_scan,
+            controller=self.controller,
+            stale=stale,
+            go_safe=go_safe,
+            active=active,
+            inhibit_charging=sig("inhibit_charging", unknown=True),
+            inhibit_discharging=sig("inhibit_discharging", unknown=True),
+            errors=self.errors,
+        )
+        creq = ctr.charge_request(
+            cfg.charge_control.mode,
+            charger_connected=charger_connected,
+            request_input=sig("charge_request"),
+            power_down=power_down,
+        )
+        dreq = ctr.discharge_request(
+            cfg.discharge_control.mode,
+            charger_connected=charger_connected,
+            request_input=sig("discharge_request"),
+        )
         cells = m.cells() if m.cells_complete else []
         cell_max = max(cells) if cells else None
         cell_min = min(cells) if cells else None
@@ -581,249 +584,123 @@ class Engine:
             end_of_charge_v=self.settings.end_of_charge_voltage,
             recharge_v=self.settings.recharge_voltage,
         )
-        charge_closed = self.charge.update(
-            now_s=now_s,
-            request=c_request,
-            blocked=bool(charge_block),
-            hold_open=bool(pending_charge),
-        )
-        allow = charge_closed and c_request and not self.eoc.active
-
-        # discharge control
-        dmode = cfg.discharge_control.mode
-        if dmode == "always":
-            d_request, d_why = True, "mode_always"
-        elif dmode == "charger_disconnected":
-            d_request, d_why = not charger_connected, "charger_disconnected"
-        else:
-            d_request, d_why = sig("discharge_request"), "discharge_request"
-        discharge_closed = self.discharge.update(
-            now_s=now_s,
-            request=d_request,
-            blocked=bool(discharge_block),
-            hold_open=bool(pending_discharge),
+        c = ctr.decide_contactors(
+            now_s, b, creq, dreq, self.charge, self.discharge, end_of_charge=self.eoc.active
         )
 
         # heater / cooler
-        temps = m.temperatures() if m.cells_complete else []
-        tknown = [t for t in temps if t is not None]
-        t_ok = bool(tknown) and len(tknown) == len(temps)
-        tmin = min(tknown) if t_ok else None
-        tmax = max(tknown) if t_ok else None
-        h, c = cfg.heater, cfg.cooler
-        self.heater.update(
-            _level(tmin, above=None, below=h.min, tol=h.tolerant) if h.enable else None,
-            now_s=now_s,
-            set_delay_s=h.set_delay_ms / 1000,
-            clear_delay_s=h.clear_delay_s,
-            seen_s=m.cells_at_s,
+        stopping = b.common + critical
+        th = decide_thermal(
+            now_s,
+            m,
+            cfg.heater,
+            cfg.cooler,
+            self.heater,
+            self.cooler,
+            stopping=stopping,
+            active=active,
         )
-        self.cooler.update(
-            _level(tmax, above=c.max, below=None, tol=c.tolerant) if c.enable else None,
-            now_s=now_s,
-            set_delay_s=c.set_delay_ms / 1000,
-            clear_delay_s=c.clear_delay_s,
-            seen_s=m.cells_at_s,
-        )
-        heater_off = common + critical + [n for n in h.off_on_errors if n in active]
-        cooler_off = common + critical + [n for n in c.off_on_errors if n in active]
-        heater_on = self.heater.active and not heater_off
-        cooler_on = self.cooler.active and not cooler_off
 
         # SOC and indication levels
-        mean_v = sum(cells) / len(cells) if cells else None
-        soc = self.soc.update(
-            now_s=now_s,
-            current_a=m.current_a,
-            mean_cell_v=mean_v,
-            end_of_charge_reached=eoc_edge is True,
-        )
-        # Bridge mode: the bridged board's SOC wins while fresh; the own estimate carries on
-        # from it (and is persisted) so it takes over without a jump when the bridge goes quiet.
-        bridged = None if self.controller else self._bridged_soc(now_s)
-        if bridged is not None:
-            soc, point = bridged
-            self.soc.soc, self.soc.source = soc, point
-        lv = cfg.signal_levels
-        ls, hc = lv.low_soc, lv.high_charging_current
-        self.low_soc.update(
-            _level(soc, above=ls.max, below=ls.min, tol=ls.tolerant) if ls.enable else None,
-            now_s=now_s,
-            set_delay_s=ls.set_delay_ms / 1000,
-            clear_delay_s=ls.clear_delay_s,
-        )
-        self.high_charging_current.update(
-            _level(m.current_a, above=hc.max, below=hc.min, tol=hc.tolerant) if hc.enable else None,
-            now_s=now_s,
-            set_delay_s=hc.set_delay_ms / 1000,
-            clear_delay_s=hc.clear_delay_s,
-        )
+        soc = self._soc(now_s, m, cells, eoc_edge is True)
 
         # balancing
-        b = cfg.balancing
-        requested = sig("balancing_request")
-        bal_block: list[str] = []
-        if not b.enable:
-            bal_block.append("disabled")
-        bal_block += common + critical
-        if "cell_undervoltage" in active:
-            bal_block.append("cell_undervoltage")
-        if not requested and not bal.mode_allows(b.mode, m.current_a, b.rest_current_a):
-            bal_block.append(f"mode_{b.mode}")
         lht = self.settings.protections["logic_high_temperature"]
-        hot_limit = (
-            lht.tolerant
-            if self.errors["logic_high_temperature"].active and lht.tolerant is not None
-            else lht.threshold
+        lht_on = self.errors["logic_high_temperature"].active and lht.tolerant is not None
+        bc = cfg.balancing
+        requested = sig("balancing_request")
+        balancing = bal.decide_balancing(
+            enable=bc.enable,
+            mode=bc.mode,
+            rest_current_a=bc.rest_current_a,
+            current_a=m.current_a,
+            requested=requested,
+            stopping=stopping,
+            undervoltage="cell_undervoltage" in active,
+            cells_by_board={v.board: v.cell_voltages_v for v in m.boards},
+            previous=dict.fromkeys(self.boards, 0) | self.balancing_masks,
+            params=bal.BalancingParams(
+                self.settings.balancing_start_voltage,
+                self.settings.balancing_stop_voltage,
+                bc.delta_start,
+                bc.delta_stop,
+            ),
+            hot=bal.hot_boards(
+                # bridge: boards it never read are not "hot"
+                {v.board: v.board_temperature_c for v in m.boards if self.controller or v.scanned},
+                lht.tolerant if lht_on else lht.threshold,
+                lht.enable,
+            ),
         )
-        hot = {
-            v.board
-            for v in m.boards
-            if lht.enable
-            and hot_limit is not None
-            and (self.controller or v.scanned)  # bridge: boards it never read are not "hot"
-            and (v.board_temperature_c is None or v.board_temperature_c >= hot_limit)
-        }
-        if bal_block:
-            self.balancing_masks = dict.fromkeys(self.boards, 0)
-        else:
-            self.balancing_masks = bal.decide(
-                {v.board: v.cell_voltages_v for v in m.boards},
-                self.balancing_masks,
-                bal.BalancingParams(
-                    self.settings.balancing_start_voltage,
-                    self.settings.balancing_stop_voltage,
-                    b.delta_start,
-                    b.delta_stop,
-                ),
-                hot,
-                requested=requested,
-            )
+        self.balancing_masks = balancing.masks
         balancing_on = any(self.balancing_masks.values())
 
         # signals
         signals: dict[str, bool] = {
-            "charge_allowed": allow,
-            "discharge_allowed": discharge_closed,
+            "charge_allowed": c.allow,
+            "discharge_allowed": c.discharge_closed,
             "charger_connected": charger_connected,
-            "heater": heater_on,
+            "heater": th.heater_on,
             "balancing": balancing_on,
             "low_soc": self.low_soc.active,
             "high_charging_current": self.high_charging_current.active,
             "critical_error": bool(critical),
-            "cooler": cooler_on,
+            "cooler": th.cooler_on,
             "end_of_charge": self.eoc.active,
             "go_safe": go_safe,
             "any_error": bool(active),
         }
         functions: dict[str, bool] = {
             **signals,
-            "discharge_contactor": discharge_closed,
-            "allow_charging": allow,
-            "charge_contactor": charge_closed,
-            "heater": heater_on,
-            "cooler": cooler_on,
+            "discharge_contactor": c.discharge_closed,
+            "allow_charging": c.allow,
+            "charge_contactor": c.charge_closed,
+            "heater": th.heater_on,
+            "cooler": th.cooler_on,
             "none": False,
         }
 
         # reasons
-        def ctl_reasons(
-            closed: bool, block: list[str], why: str, ctl: ContactorControl, hold: list[str]
-        ) -> list[str]:
-            if closed:
-                wait = ctl.waiting(now_s)
-                return [why] + ([wait] if wait else [])
-            if block:
-                return list(block)
-            if hold:
-                return list(hold)
-            wait = ctl.waiting(now_s)
-            return [wait] if wait else [f"no_{why}"]
+        reasons = decide_reasons(
+            now_s,
+            c=c,
+            b=b,
+            charge_ctl=self.charge,
+            discharge_ctl=self.discharge,
+            end_of_charge=self.eoc.active,
+            end_of_charge_v=self.settings.end_of_charge_voltage,
+            power_down=power_down,
+            thermal=th,
+            heater_cfg=cfg.heater,
+            cooler_cfg=cfg.cooler,
+            heater_level=self.heater.active,
+            cooler_level=self.cooler.active,
+            balancing=balancing,
+            critical=critical,
+            active=active,
+            charger_connected=charger_connected,
+            charger_override="charger_connected" in m.overrides,
+            charger_input=sig("charger_connected"),
+            soc=soc,
+            current_a=m.current_a,
+            low_soc=self.low_soc.active,
+            high_charging_current=self.high_charging_current.active,
+            go_safe_sources=sorted(self.go_safe_requests)
+            + (["input"] if sig("go_safe", unknown=True) else []),
+        )
 
-        reasons: dict[str, list[str]] = {}
-        reasons["charge_contactor"] = ctl_reasons(
-            charge_closed, charge_block, c_why, self.charge, pending_charge
-        )
-        if allow:
-            reasons["allow_charging"] = [c_why]
-        elif not charge_closed:
-            reasons["allow_charging"] = reasons["charge_contactor"]
-        elif self.eoc.active:
-            reasons["allow_charging"] = ["end_of_charge"]
-        else:
-            reasons["allow_charging"] = ["power_down_request" if power_down else f"no_{c_why}"]
-        reasons["discharge_contactor"] = ctl_reasons(
-            discharge_closed, discharge_block, d_why, self.discharge, pending_discharge
-        )
-        reasons["charge_allowed"] = reasons["allow_charging"]
-        reasons["discharge_allowed"] = reasons["discharge_contactor"]
-        reasons["heater"] = (
-            [f"coldest_cell_below_{h.min:g}C"]
-            if heater_on
-            else heater_off
-            if self.heater.active
-            else ["disabled"]
-            if not h.enable
-            else ["temperature_unknown"]
-            if tmin is None
-            else [f"coldest_cell_above_{h.min:g}C"]
-        )
-        reasons["cooler"] = (
-            [f"hottest_cell_above_{c.max:g}C"]
-            if cooler_on
-            else cooler_off
-            if self.cooler.active
-            else ["disabled" if not c.enable else "not_needed"]
-        )
-        reasons["balancing"] = (
-            [f"board_{bd}" for bd, mk in self.balancing_masks.items() if mk]
-            if balancing_on
-            else bal_block or ["no_cell_above_thresholds"]
-        ) + [f"hot_board_{bd}" for bd in sorted(hot)]
-        reasons["critical_error"] = critical
-        reasons["any_error"] = active
-        reasons["charger_connected"] = (
-            [
-                "override"
-                if "charger_connected" in m.overrides
-                else "input"
-                if sig("charger_connected")
-                else CHARGER_CONNECTED_POINT
-            ]
-            if charger_connected
-            else ["override"]
-            if "charger_connected" in m.overrides
-            else []
-        )
-        # a signal lists reasons only while it holds
-        reasons["low_soc"] = (
-            ([] if not self.low_soc.active else ["soc_unknown"])
-            if soc is None
-            else [f"soc {soc * 100:.1f} %"]
-            if self.low_soc.active
-            else []
-        )
-        reasons["high_charging_current"] = (
-            [f"current {m.current_a:.1f} A"]
-            if m.current_a is not None and self.high_charging_current.active
-            else []
-        )
-        reasons["end_of_charge"] = (
-            [f"cell_above_{self.settings.end_of_charge_voltage:g}V"] if self.eoc.active else []
-        )
-        reasons["go_safe"] = sorted(self.go_safe_requests) + (
-            ["input"] if sig("go_safe", unknown=True) else []
-        )
         # limits
         targets, limit_reasons = target_limits(
             LimitInputs(
                 cell_max_v=cell_max,
                 cell_min_v=cell_min,
-                temperature_min_c=tmin,
-                temperature_max_c=tmax,
+                temperature_min_c=th.tmin,
+                temperature_max_c=th.tmax,
                 soc=soc,
-                charge_blocked=() if allow else tuple(reasons["allow_charging"]),
-                discharge_blocked=() if discharge_closed else tuple(reasons["discharge_contactor"]),
+                charge_blocked=() if c.allow else tuple(reasons["allow_charging"]),
+                discharge_blocked=()
+                if c.discharge_closed
+                else tuple(reasons["discharge_contactor"]),
                 end_of_charge=self.eoc.active,
                 cells=self.settings.cells_in_series or len(self.boards) * cfg.logic.cells_per_board,
             ),
@@ -844,57 +721,34 @@ class Engine:
             limit_reasons["dcl"],
         )
 
-        # relays (every rule that opens them all comes last)
-        all_open: list[str] = []
-        if not self.first_valid_scan:
-            all_open.append("waiting_first_scan")
-        all_open += stale
-        all_open += critical
-        if go_safe:
-            all_open.append("go_safe")
-        relays: dict[int, SwitchState] = {}
-        commands: dict[int, bool] = {}
-        reactions: list[tuple[str, float]] = []
-        for n in range(1, RELAY_COUNT + 1):
-            fn = self.relay_functions[n]
-            closed = functions[fn] and not all_open
-            why = all_open or reasons.get(fn, [])
-            commands[n] = closed
-            key = f"relay_{n}"
-            if self.controller and closed != self.relay_commands[n]:
-                notices.append(
-                    RelaySwitched(
-                        at_s=now_s, relay=n, function=fn, closed=closed, reasons=tuple(why)
-                    )
-                )
-                log.info(
-                    "relay %d (%s) %s: %s",
-                    n,
-                    fn,
-                    "closed" if closed else "opened",
-                    ", ".join(why) or "none",
-                )
-                for name in why:  # the first relay command an error caused: its reaction
-                    if (first := self._breach_since_s.pop(name, None)) is not None:
-                        reactions.append((name, now_s - first))
-            if key not in self._switch_since or self.relay_commands[n] != closed:
-                self._switch_since[key] = now_s
-            relays[n] = SwitchState(fn, closed, tuple(why), self._switch_since[key])
+        # relays (every rule that opens them all comes last) and outputs
+        all_open: list[str] = [] if self.first_valid_scan else ["waiting_first_scan"]
+        all_open += stale + critical + (["go_safe"] if go_safe else [])
+        rel = decide_relays(
+            now_s,
+            functions=functions,
+            reasons=reasons,
+            all_open=all_open,
+            relay_functions=self.relay_functions,
+            previous=self.relay_commands,
+            controller=self.controller,
+            switch_since=self._switch_since,
+            breach_since=self._breach_since_s,
+        )
+        notices += rel.notices
+        commands = rel.commands
         if self.controller:
             if commands != self.relay_commands:
                 self._command_log.append((now_s, dict(commands)))
             self.relay_commands = commands
-        outputs: dict[int, SwitchState] = {}
-        out_cmd: dict[int, bool] = {}
-        prev_out = self.state.control.outputs
-        for n in range(1, OUTPUT_COUNT + 1):
-            fn = self.output_functions[n]
-            on = functions[fn]
-            out_cmd[n] = on
-            key = f"output_{n}"
-            if key not in self._switch_since or (n in prev_out and prev_out[n].on != on):
-                self._switch_since[key] = now_s
-            outputs[n] = SwitchState(fn, on, tuple(reasons.get(fn, [])), self._switch_since[key])
+        out = decide_outputs(
+            now_s,
+            functions=functions,
+            reasons=reasons,
+            output_functions=self.output_functions,
+            previous=self.state.control.outputs,
+            switch_since=self._switch_since,
+        )
 
         # indicators
         logic_errors = bool(m.stale_boards) or "logic_offline" in active
@@ -916,8 +770,8 @@ class Engine:
         ctl.first_valid_scan = self.first_valid_scan
         ctl.errors_active = active
         ctl.signals = {k: signals[k] for k in (*SIGNAL_NAMES, *EXTRA_SIGNALS)}
-        ctl.relays = relays if self.controller else {}
-        ctl.outputs = outputs
+        ctl.relays = rel.states if self.controller else {}
+        ctl.outputs = out.states
         ctl.indicators = ind
         ctl.soc = None if soc is None else round(soc, 6)
         ctl.limits = limits
@@ -926,8 +780,8 @@ class Engine:
         ctl.balancing = dict(self.balancing_masks)
         return StepResult(
             relays=commands if self.controller else None,
-            outputs=out_cmd,
+            outputs=out.commands,
             indicators=ind,
             notices=notices,
-            reactions=reactions,
+            reactions=rel.reactions,
         )

@@ -158,6 +158,11 @@ class Measurements:
         return [v for b in self.fresh_boards for v in b.cell_voltages_v]
 
     @cached_property
+    def known_temperatures(self) -> list[float]:
+        """The cell temperatures that can be trusted (fresh board, inside the window)."""
+        return [t for t in self._temperatures if t is not None]
+
+    @cached_property
     def _temperatures(self) -> list[float | None]:
         lo, hi = self.temperature_window_c
         out: list[float | None] = []

@@ -76,6 +76,11 @@ class ModbusRelays(CoilDriven, LeasedRelays):
     def _hold(self, reason: str) -> None:
         self._held = (reason, time.monotonic() + FAULT_HOLD_S)
 
+    @property
+    def errors_total(self) -> int:
+        """Failed syncs (link errors, counted once per poll) plus read-back disagreements."""
+        return self.write_errors + self.sync_errors + self.readback_mismatches
+
     def confirmed(self, relay: int) -> bool | None:
         """The last read-back of one relay's coil (None before the first one)."""
         self._check_number(relay)

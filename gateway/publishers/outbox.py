@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,12 @@ class Outbox:
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                db = self._connect(str(path))
+                try:
+                    db = self._connect(str(path))
+                except sqlite3.DatabaseError as err:
+                    if isinstance(err, sqlite3.OperationalError):
+                        raise  # locked, read-only, no space: not the file's fault
+                    db = self._connect(str(self._set_aside(path, err)))
             except (OSError, sqlite3.Error) as err:
                 self.errors += 1
                 log.error(
@@ -90,6 +96,23 @@ class Outbox:
                 self.persistent = True
                 return db
         return self._connect(MEMORY)
+
+    def _set_aside(self, path: Path, err: sqlite3.Error) -> Path:
+        """Rename a damaged database out of the way (kept for inspection); return `path`."""
+        self.errors += 1
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{path}{suffix}")
+            if part.exists():
+                part.replace(Path(f"{aside}{suffix}"))
+        log.error(
+            "MQTT outbox %s is damaged (%s): moved to %s and started empty; events stored "
+            "in it are not delivered, and seq restarts at 1 (the boot_id tells the runs apart)",
+            path,
+            err,
+            aside,
+        )
+        return path
 
     def _connect(self, where: str) -> sqlite3.Connection:
         db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
