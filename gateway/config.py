@@ -47,9 +47,11 @@ from gateway.hal.settings import (
 )
 from gateway.protocols import logic_map
 from gateway.publishers.commands_section import CommandsSection
+from gateway.publishers.history.section import HistorySection
 from gateway.publishers.homeassistant_section import HomeAssistantSection
 from gateway.publishers.modbus_server_section import ModbusServerSection
 from gateway.publishers.mqtt_section import MqttTlsSection, parse_endpoint
+from gateway.publishers.web.section import WebSection
 
 
 def default_state_dir() -> Path:
@@ -295,6 +297,8 @@ class GatewayConfig(BaseSettings):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     soc: SocSection = Field(default_factory=SocSection)
     signal_levels: SignalLevelsSection = Field(default_factory=SignalLevelsSection)
+    web: WebSection = Field(default_factory=WebSection)
+    history: HistorySection = Field(default_factory=HistorySection)
 
     @classmethod
     def settings_customise_sources(
