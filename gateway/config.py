@@ -36,7 +36,7 @@ from gateway.control.settings import (
     resolve,
 )
 from gateway.core.errors import ConfigError
-from gateway.core.section import Section, deep_merge, format_validation_error
+from gateway.core.section import Section, SocFraction, deep_merge, format_validation_error
 from gateway.core.yaml_source import read_yaml
 from gateway.hal.settings import (
     BoardIoSection,
@@ -248,7 +248,9 @@ class SimulatorSection(Section):
 
     chemistry: Literal["lfp", "nmc"] = Field("lfp", description="Simulated cell chemistry.")
     capacity_ah: float = Field(100.0, gt=0, description="Nominal cell capacity.")
-    soc: float = Field(0.6, ge=0, le=1, description="Start state of charge, 0..1.")
+    soc: SocFraction = Field(
+        0.6, ge=0, le=1, description="Start state of charge: 0.6, 60 or `60 %`."
+    )
     temperature_c: float = Field(25.0, description="Every temperature sensor at start.")
     current_a: float = Field(0.0, description="Constant pack current, + = charging.")
     current_amplitude_a: float = Field(
@@ -346,6 +348,9 @@ def load_config(
     data: dict[str, Any] = source.data if source is not None else {}
     if overrides:
         data = deep_merge(data, overrides)
+    if bad := [k for k in data if not isinstance(k, str)]:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}top-level key {bad[0]!r} is not a section name")
     try:
         if env:
             config = GatewayConfig(**data)
