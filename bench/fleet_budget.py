@@ -172,7 +172,7 @@ def _rows(label: str, n: int, gw: dict[str, Any], bare: dict[str, Any]) -> list[
 def run(b: Bounds) -> dict[str, Any]:
     """Both fleets on one Mosquitto, then (full runs) on a three-node NATS cluster."""
     n = b.count(20, 3)
-    seconds = b.seconds(8.0, 1.0)
+    seconds = b.seconds(6.0, 1.0)
     rows: list[Row] = []
     details: dict[str, Any] = {"gateways": n, "seconds": seconds}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
