@@ -34,7 +34,7 @@ async def test_full_disk_keeps_the_gateway_deciding(tmp_path: Path) -> None:
         "gateway": {"id": "gw-disk", "state_dir": str(tmp_path / "state")},
         "mqtt": {"enabled": False},
         "metrics": {"enabled": False},
-        "logic": {"boards": 2, "cells_per_board": 8, "poll_interval_s": 0.1},
+        "logic": {"boards": 4, "cells_per_board": 16, "poll_interval_s": 0.1},
         "web": {"port": 0},
         "history": {"pack_interval_s": 1, "cell_interval_s": 1, "flush_interval_s": 0.2},
     }
@@ -53,7 +53,7 @@ async def test_full_disk_keeps_the_gateway_deciding(tmp_path: Path) -> None:
         components = build_components(ctx)
         assert not any(isinstance(c, WebComponent) for c in components)
         ctx.config = config.model_copy(update={"logic": logic})
-        web = WebComponent(ctx, history_max_pages=7)
+        web = WebComponent(ctx, history_max_pages=6)
         components.append(web)
         tasks = [asyncio.create_task(ctx.store.run())]
         tasks += [asyncio.create_task(c.run(), name=c.name) for c in components]
