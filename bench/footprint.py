@@ -21,8 +21,8 @@ BOARDS, CELLS = 23, 18
 
 def run(b: Bounds) -> dict[str, Any]:
     """Sample both processes after the warm-up."""
-    warmup_s = b.seconds(4.0, 1.5)
-    measure_s = b.seconds(10.0, 1.0)
+    warmup_s = b.seconds(4.0, 0.2)
+    measure_s = b.seconds(10.0, 0.5)
     with tempfile.TemporaryDirectory(prefix="bench-fp-") as tmp, mosquitto() as (mqtt_port, _):
         with spawn(BOARDS, CELLS) as (path, _pid):
             config = {

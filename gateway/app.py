@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from gateway.config import GatewayConfig
-from gateway.control import build_engine
+from gateway.control import build_engine, energy
 from gateway.core import registry, runlock, sdnotify
 from gateway.core.bus import EventBus
 from gateway.core.clock import Clock, RealClock
@@ -20,6 +20,7 @@ from gateway.core.errors import FatalError
 from gateway.core.state import GatewayState, StateStore
 from gateway.core.supervise import ComponentRestarted, restarting, run_tasks
 from gateway.hal.drivers import build_drivers
+from gateway.publishers.web.summary import blocking_reason
 from gateway.sim.pack import PackModel
 
 log = logging.getLogger("gateway")
@@ -52,6 +53,7 @@ def build_components(ctx: GatewayContext) -> list[Component]:
             components.append(c)
     if (engine := build_engine(ctx)) is not None:
         components.append(engine)
+    components.append(energy.create(ctx))
     for name, entry in sorted(registry.discover("bms_gateway.publishers").items()):
         factory = entry.load()
         if (c := factory(ctx)) is not None:
@@ -92,11 +94,14 @@ def summary_line(config: GatewayConfig, s: GatewayState, published: int) -> str:
         ]
     if ctl.soc is not None:
         parts.append(f"SOC {ctl.soc * 100:.0f} %")
+    if config.gateway.mode != "bridge":  # the bridge parts name the current already
+        parts.append(f"current {'-' if s.current_a is None else f'{s.current_a:.1f}'} A")
     if "ccl_a" in ctl.limits and "dcl_a" in ctl.limits:
         parts.append(f"CCL {ctl.limits['ccl_a']:.0f} A DCL {ctl.limits['dcl_a']:.0f} A")
     if config.gateway.mode == "controller":
         closed = [str(n) for n, sw in sorted(ctl.relays.items()) if sw.on]
         parts.append(f"relays closed {','.join(closed) or 'none'}")
+        parts.append(f"blocking: {blocking_reason(s)}")
     parts.append(f"errors {','.join(ctl.errors_active) or 'none'}")
     parts.append(f"messages published {published}")
     return ", ".join(parts)

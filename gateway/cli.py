@@ -21,6 +21,7 @@ COMMANDS = (
     "gateway.commands.calibrate",
     "gateway.commands.scenario",
     "gateway.commands.ack",
+    "gateway.commands.history",
 )
 
 DESCRIPTION = """\

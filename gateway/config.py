@@ -36,7 +36,7 @@ from gateway.control.settings import (
     resolve,
 )
 from gateway.core.errors import ConfigError
-from gateway.core.section import Section, deep_merge, format_validation_error
+from gateway.core.section import Section, SocFraction, deep_merge, format_validation_error
 from gateway.core.yaml_source import read_yaml
 from gateway.hal.settings import (
     BoardIoSection,
@@ -47,9 +47,11 @@ from gateway.hal.settings import (
 )
 from gateway.protocols import logic_map
 from gateway.publishers.commands_section import CommandsSection
+from gateway.publishers.history.section import HistorySection
 from gateway.publishers.homeassistant_section import HomeAssistantSection
 from gateway.publishers.modbus_server_section import ModbusServerSection
 from gateway.publishers.mqtt_section import MqttTlsSection, parse_endpoint
+from gateway.publishers.web.section import WebSection
 
 
 def default_state_dir() -> Path:
@@ -144,6 +146,17 @@ class MqttSection(Section):
         description="At start, how long to wait for another live gateway with the same id "
         "to answer (only when the retained availability says `online`); 0: no check.",
     )
+
+    @model_validator(mode="after")
+    def _check_session(self) -> MqttSection:
+        if self.session_expiry_s > 0 and self.client_id is None:
+            raise ValueError(
+                "session_expiry_s: a session kept by the broker needs a fixed mqtt.client_id "
+                "(the default id is random per connection)"
+            )
+        if self.session_expiry_s > 0 and self.protocol != "5":
+            raise ValueError('session_expiry_s: needs mqtt.protocol: "5"')
+        return self
 
     @model_validator(mode="after")
     def _check_brokers(self) -> MqttSection:
@@ -246,7 +259,9 @@ class SimulatorSection(Section):
 
     chemistry: Literal["lfp", "nmc"] = Field("lfp", description="Simulated cell chemistry.")
     capacity_ah: float = Field(100.0, gt=0, description="Nominal cell capacity.")
-    soc: float = Field(0.6, ge=0, le=1, description="Start state of charge, 0..1.")
+    soc: SocFraction = Field(
+        0.6, ge=0, le=1, description="Start state of charge: 0.6, 60 or `60 %`."
+    )
     temperature_c: float = Field(25.0, description="Every temperature sensor at start.")
     current_a: float = Field(0.0, description="Constant pack current, + = charging.")
     current_amplitude_a: float = Field(
@@ -293,6 +308,8 @@ class GatewayConfig(BaseSettings):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     soc: SocSection = Field(default_factory=SocSection)
     signal_levels: SignalLevelsSection = Field(default_factory=SignalLevelsSection)
+    web: WebSection = Field(default_factory=WebSection)
+    history: HistorySection = Field(default_factory=HistorySection)
 
     @classmethod
     def settings_customise_sources(
@@ -342,6 +359,9 @@ def load_config(
     data: dict[str, Any] = source.data if source is not None else {}
     if overrides:
         data = deep_merge(data, overrides)
+    if bad := [k for k in data if not isinstance(k, str)]:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}top-level key {bad[0]!r} is not a section name")
     try:
         if env:
             config = GatewayConfig(**data)

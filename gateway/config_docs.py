@@ -23,6 +23,10 @@ Every key has a default that runs: with no file at all the gateway starts its em
 simulator. Environment variables override file keys: prefix `BMSGW_`, `__` between levels,
 e.g. `BMSGW_MQTT__PORT=1884`, `BMSGW_MQTT__PASSWORD=...`. Unknown keys are errors.
 Entries written `a.<name>` are maps whose keys you choose (e.g. `protections.<error>`).
+State of charge is shown in % everywhere (MQTT, Home Assistant, logs); SOC keys accept both
+forms: a fraction `0.6`, or percent `60` / `"60 %"` (a number above 1 is read as percent).
+Errors name the file, the line and the dotted key (`cfg.yaml:12: mqtt.hots: unknown key
+(did you mean 'host'?)`) and never repeat a secret.
 
 """
 

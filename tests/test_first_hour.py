@@ -436,3 +436,72 @@ async def test_bridge_mode_shows_what_the_bridged_board_reports(
     steps = {c.step: c for c in report.checks}
     assert steps["modbus bms"].verdict == "pass", steps["modbus bms"]
     assert steps["logic"].verdict == "skip" and steps["current sensor"].verdict == "skip"
+
+
+# --- SOC in percent -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", [0.6, 60, "60 %", "60%"])
+def test_config_accepts_soc_as_a_fraction_or_in_percent(written: object, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "soc.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "simulator": {"soc": written},
+                "signal_levels": {"low_soc": {"min": written, "tolerant": 0.7}},
+            }
+        )
+    )
+    cfg = load_config(path, env=False)
+    assert cfg.simulator.soc == pytest.approx(0.6)
+    assert cfg.signal_levels.low_soc.min == pytest.approx(0.6)
+    path.write_text("simulator:\n  soc: 160\n")
+    with pytest.raises(ConfigError, match=r"simulator\.soc"):
+        load_config(path, env=False)
+
+
+def test_commission_clicks_only_confirmed_relays_and_opens_them_again(tmp_path: Path) -> None:
+    """With every check passed, relays move only after a confirmation, and open again."""
+    from gateway.commands import commission as cm
+    from gateway.hal.drivers import Drivers, sim_drivers
+
+    cfg = load_config(overrides={"gateway": {"state_dir": str(tmp_path)}}, env=False)
+    built: list[Drivers] = []
+    moves: list[tuple[int, bool]] = []
+
+    def drivers(_config: object) -> Drivers:
+        d = sim_drivers()
+        original = d.relays.set_relay
+
+        def set_relay(n: int, closed: bool) -> None:
+            moves.append((n, closed))
+            original(n, closed)
+
+        d.relays.set_relay = set_relay  # type: ignore[method-assign]
+        built.append(d)
+        return d
+
+    asked: list[str] = []
+
+    def ask(question: str) -> bool:
+        asked.append(question)
+        return "relay 3" in question  # the user types yes for relay 3 only
+
+    report = Report()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("gateway.hal.drivers.build_drivers", drivers)
+        cm._relays(cfg, report, True, {1}, ask)
+    steps = {c.step: c for c in report.checks}
+    assert steps["relay 1 (discharge_contactor)"].verdict == "pass"  # confirmed by --yes-relay
+    assert steps["relay 3 (charge_contactor)"].verdict == "pass"  # confirmed when asked
+    assert steps["relay 2 (allow_charging)"].detail == "not confirmed"
+    assert (2, True) not in moves and (4, True) not in moves
+    assert moves.index((1, True)) < moves.index((1, False))
+    assert not any(built[0].relays.relay_closed(n) for n in range(1, 5))
+    assert len(asked) == 3  # relays 2, 3 and 4 were asked; 1 was confirmed up front
+
+    blocked = Report()
+    cm._relays(cfg, blocked, False, {1, 2, 3, 4}, lambda _q: True)
+    assert [c.verdict for c in blocked.checks] == ["skip"]  # a failed check blocks them all

@@ -170,6 +170,13 @@ def test_modbus_profiles_never_throw(data: dict[str, Any]) -> None:
         assert str(path) in str(err)
 
 
+def test_a_non_string_top_level_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_bytes(f"mqtt:\n  password: {SECRET}\n?\n".encode())  # found by the slow fuzz
+    with pytest.raises(ConfigError, match="top-level key None is not a section name"):
+        load_config(path, env=False)
+
+
 @pytest.mark.parametrize(
     "point",
     [

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gateway.config import GatewayConfig, load_config
 from gateway.core.clock import VirtualClock
 from gateway.core.events import BoardWentOffline, ErrorRaised, RelaySwitched
-from gateway.core.state import BoardState, GatewayState, SwitchState
+from gateway.core.state import BoardState, EnergyTotals, GatewayState, SwitchState
 from gateway.publishers.payloads import Topics, encode, event_message, state_message
 
 GOLDEN = Path(__file__).parent / "golden" / "mqtt_state.json"
@@ -32,6 +32,11 @@ STATE_KEYS = [
     "temperature_max",
     "humidity",
     "external_temperature",
+    "energy_in_kwh",
+    "energy_out_kwh",
+    "charge_in_ah",
+    "charge_out_ah",
+    "cycles",
     "boards_online",
     "boards",
     "errors",
@@ -97,6 +102,7 @@ def fixed_state() -> GatewayState:
     c.soc = 0.61234
     c.limits = {"cvl_v": 55.2, "ccl_a": 49.999, "dcl_a": 100.0}
     c.reasons = {"charge_contactor": ["charge_allowed"], "ccl": ["derate_high_cell_voltage"]}
+    state.energy = EnergyTotals(12.34567, 10.5, 250.0, 210.25, 2.1025)
     return state
 
 
@@ -142,7 +148,15 @@ def test_state_message_rounds_and_derives() -> None:
     }
     assert [r["relay"] for r in m["relays"]] == [1, 3, 4]
     assert m["relays"][0]["since"] == "2026-01-01T00:00:10.000Z"
-    assert m["relays"][2] == {"relay": 4, "function": "heater", "closed": False, "since": None}
+    assert m["relays"][2] == {
+        "relay": 4,
+        "function": "heater",
+        "closed": False,
+        "since": None,
+        "reasons": [],
+    }
+    assert m["relays"][0]["reasons"] == ["discharge_allowed"]
+    assert m["energy_in_kwh"] == 12.346 and m["cycles"] == 2.103
     assert m["inputs"] == [
         {"input": 1, "closed": True},
         {"input": 2, "closed": False},

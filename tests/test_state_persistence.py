@@ -323,3 +323,39 @@ def test_writes_are_atomic_and_leave_no_temporary_file(tmp_path: Path) -> None:
     ops.write_durably(target, b'{"a": 2}\n')
     assert json.loads(target.read_text()) == {"a": 2}
     assert sorted(os.listdir(target.parent)) == ["x.json"]
+
+
+async def test_a_failed_write_reaches_the_engine_without_waiting_for_an_input(
+    tmp_path: Path,
+) -> None:
+    """The writer fails in its thread between decisions; the heartbeat brings it in."""
+    world = _world(_config(tmp_path))
+    gate = threading.Event()
+
+    class LateFullDisk(PosixFileOps):
+        def write_durably(self, path: Path, data: bytes) -> None:
+            gate.wait(30)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    world.logic.poll(0.0)
+    task = asyncio.create_task(world.engine.run())
+    try:
+        for t in range(1, 3):
+            world.logic.poll(float(t))
+            await world.clock.advance(1.0)
+        world.engine.engine.persisted.writer.ops = LateFullDisk()
+        world.pack.force_cell_voltage(1, 1, 3.8)
+        world.logic.poll(world.clock.now())
+        await world.clock.advance(1.2)  # the set delay: the latch is submitted, the write hangs
+        assert "cell_overvoltage" in _errors(world)
+        writer = world.engine.engine.persisted.writer
+        gate.set()  # now the disk says "full", between two decisions
+        await until(lambda: writer.fault is not None, "the latch write failing in its thread")
+        assert FAULT not in _errors(world)
+        await world.clock.advance(0.25)  # two heartbeats, no input
+        assert FAULT in _errors(world)
+        assert _all_open(world)
+    finally:
+        gate.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

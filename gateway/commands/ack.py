@@ -61,8 +61,10 @@ def _ack(args: argparse.Namespace) -> int:
             f"the gateway is running on {state_dir}"
             + (f" (pid {pid})" if pid else "")
             + ": it owns the latches, so this edit would be lost. Acknowledge through the "
-            f"running gateway instead: mosquitto_pub -t {topic} -m {args.errors[0]} -q 1 "
-            "(needs `commands.allow_ack: true`), or stop the gateway first.",
+            f"running gateway instead: mosquitto_pub -q 1 -t {topic} "
+            f"""-m '{{"error": "{args.errors[0]}", "token": "<commands.token>"}}' """
+            "(needs `commands.allow_ack: true` and the token; docs/mqtt.md), or stop the "
+            "gateway first.",
             file=sys.stderr,
         )
         return 1

@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 from gateway.control.commands import CommandRequested, apply_command
 from gateway.control.detect import CHARGER_FAULT_POINTS
 from gateway.control.engine import BRIDGED_SOC_POINTS, Engine, StepResult
+from gateway.control.latches import PERSISTENCE_FAULT
 from gateway.control.measure import (
     CHARGER_CONNECTED_POINT,
     ERROR_POINT_PREFIX,
@@ -381,7 +382,9 @@ class EngineComponent:
         except Exception:
             self.driver_failures.labels(driver="indicators").inc()
             log.exception("indicator driver failed")
-        return need or self.engine.faults != self._faults_decided
+        # a latch/go-safe write failed or recovered, or a release is now on disk
+        written = self.engine.persisted.needs_decision(self.engine.faults.get(PERSISTENCE_FAULT))
+        return need or written or self.engine.faults != self._faults_decided
 
     async def _wait_input(self, due_s: float) -> bool:
         """Wait until an input arrives (True) or the clock reaches `due_s` (False)."""

@@ -94,6 +94,12 @@ class PersistedState:
             return True
         return False
 
+    def needs_decision(self, reported_fault: str | None) -> bool:
+        """True when a release is now on disk or the write fault differs from `reported_fault`."""
+        if self.writer.fault != reported_fault:
+            return True
+        return any(self.writer.durable(f, t) for f, t in self._releases.values())
+
     def due(self) -> list[tuple[Kind, str]]:
         """Releases whose state is now on disk (retrying failed writes when inline)."""
         self.writer.poll()

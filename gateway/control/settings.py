@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gateway.board import DEFAULT_RELAY_FUNCTIONS
 from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
 from gateway.control.table import BY_NAME, Params
 from gateway.core.errors import ConfigError
-from gateway.core.section import Section
+from gateway.core.section import Section, SocFraction, soc_fraction
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -420,9 +420,13 @@ class LimitsSection(Section):
     temperature_band_c: float = Field(
         5.0, gt=0, description="Ramp width inside each temperature protection limit."
     )
-    charge_soc_derate_start: float = Field(0.95, gt=0, le=1, description="SOC where CCL starts.")
+    charge_soc_derate_start: SocFraction = Field(
+        0.95, gt=0, le=1, description="SOC where CCL starts derating (0.95, 95 or `95 %`)."
+    )
     charge_soc_min_fraction: float = Field(0.2, ge=0, le=1, description="CCL fraction at 100 %.")
-    discharge_soc_derate_start: float = Field(0.1, ge=0, lt=1, description="SOC where DCL starts.")
+    discharge_soc_derate_start: SocFraction = Field(
+        0.1, ge=0, lt=1, description="SOC where DCL starts derating (0.1, 10 or `10 %`)."
+    )
     ramp_a_per_s: float = Field(10.0, gt=0, description="Rise rate of CCL/DCL (falls at once).")
 
 
@@ -458,12 +462,23 @@ class SignalLevelsSection(Section):
 
     low_soc: LevelSettings = Field(
         default_factory=lambda: LevelSettings(min=0.2, tolerant=0.25),
-        description="SOC (0..1) below `min` sets low_soc; above `tolerant` clears it.",
+        description="SOC below `min` sets low_soc; above `tolerant` clears it (0.2, 20 or "
+        "`20 %`).",
     )
     high_charging_current: LevelSettings = Field(
         default_factory=lambda: LevelSettings(max=60.0, tolerant=50.0),
         description="Charging current (A) above `max` sets high_charging_current.",
     )
+
+    @field_validator("low_soc", mode="before")
+    @classmethod
+    def _soc_in_percent(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: soc_fraction(v) if k in ("min", "max", "tolerant") else v
+                for k, v in value.items()
+            }
+        return value
 
 
 @dataclass(frozen=True)

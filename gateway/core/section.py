@@ -12,9 +12,9 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from gateway.core.yaml_source import YamlSource, read_yaml
 
@@ -23,6 +23,26 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def soc_fraction(value: Any) -> Any:
+    """A state of charge as a fraction: accepts 0..1, or percent as `"60 %"`/`"60%"` or a
+    number above 1 (60 = 60 %). Anything else is returned unchanged for the validator."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%"):
+            try:
+                return float(text[:-1].strip()) / 100.0
+            except ValueError:
+                return value
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1.0 < value <= 100.0:
+        return value / 100.0
+    return value
+
+
+# A SOC config value: write 0.6, 60 or "60 %" (user-facing SOC is in % everywhere).
+SocFraction = Annotated[float, BeforeValidator(soc_fraction)]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

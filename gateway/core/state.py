@@ -67,6 +67,17 @@ class ControlState:
 
 
 @dataclass
+class EnergyTotals:
+    """Charged/discharged energy and charge since the counters began, and full cycles."""
+
+    energy_in_kwh: float = 0.0
+    energy_out_kwh: float = 0.0
+    charge_in_ah: float = 0.0
+    charge_out_ah: float = 0.0
+    cycles: float = 0.0
+
+
+@dataclass
 class GatewayState:
     """Everything the gateway knows right now."""
 
@@ -82,6 +93,7 @@ class GatewayState:
     points_updated_s: dict[str, float] = field(default_factory=dict)  # source -> clock time
     point_updated_s: dict[str, float] = field(default_factory=dict)  # point -> clock time
     control: ControlState = field(default_factory=ControlState)
+    energy: EnergyTotals | None = None  # gateway.control.energy; None until it runs
     _readings_cache: (
         tuple[tuple[tuple[BoardState, bool, object, object], ...], _Readings] | None
     ) = field(

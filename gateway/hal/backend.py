@@ -167,6 +167,11 @@ class LeasedRelays(ABC):
         n, reason = sorted(self._write_failures.items())[0]
         return f"{self.label}: relay {n}: {reason}"
 
+    @property
+    def errors_total(self) -> int:
+        """Failures counted by this driver (failed writes; a backend may add its own)."""
+        return self.write_errors
+
     def confirmed(self, relay: int) -> bool | None:
         """Return what the hardware last confirmed for one relay (None: not known).
 

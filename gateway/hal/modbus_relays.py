@@ -76,10 +76,29 @@ class ModbusRelays(CoilDriven, LeasedRelays):
     def _hold(self, reason: str) -> None:
         self._held = (reason, time.monotonic() + FAULT_HOLD_S)
 
+    @property
+    def errors_total(self) -> int:
+        """Failed syncs (link errors, counted once per poll) plus read-back disagreements."""
+        return self.write_errors + self.sync_errors + self.readback_mismatches
+
     def confirmed(self, relay: int) -> bool | None:
         """The last read-back of one relay's coil (None before the first one)."""
         self._check_number(relay)
         return self._confirmed.get(relay)
+
+    def open_all(self) -> None:
+        """Record every relay open, then write them in one sync (never raises).
+
+        From the lease watchdog thread the write happens there, after the template's lock
+        is released, so the event loop never waits on the network for it.
+        """
+        with self._batch():
+            super().open_all()
+
+    def check_lease(self, now_s: float) -> bool:
+        """The template's lease check; the coils are written after its lock is released."""
+        with self._batch():
+            return super().check_lease(now_s)
 
     # --- the I/O, in a worker thread (or the watchdog thread) ------------------------
 

@@ -20,6 +20,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from prometheus_client import Counter, Gauge
+
 if TYPE_CHECKING:
     from gateway.core.context import GatewayContext
 
@@ -33,6 +35,31 @@ class DriverService:
 
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
+        self.fault_gauge = Gauge(
+            "bms_relay_driver_fault",
+            "1 while the relay driver reports a fault (relay_driver_fault).",
+            registry=ctx.registry,
+        )
+        self.error_counter = Counter(
+            "bms_relay_driver_errors",
+            "Relay driver failures: failed writes, failed Modbus syncs, read-back disagreements.",
+            registry=ctx.registry,
+        )
+        self._errors_seen = 0
+
+    def _count(self) -> None:
+        """Mirror the relay driver's own fault flag and error count into Prometheus."""
+        relays = self.ctx.drivers.relays
+        try:
+            fault = getattr(relays, "fault", None)
+            errors = int(getattr(relays, "errors_total", 0))
+        except Exception:
+            log.exception("reading the relay driver's fault state failed")
+            return
+        self.fault_gauge.set(1 if fault else 0)
+        if errors > self._errors_seen:
+            self.error_counter.inc(errors - self._errors_seen)
+        self._errors_seen = max(self._errors_seen, errors)
 
     async def run(self) -> None:
         """Run until cancelled; close the drivers on the way out."""
@@ -73,6 +100,7 @@ class DriverService:
         relays = self.ctx.drivers.relays
         while True:
             relays.check_lease(self.ctx.clock.now())
+            self._count()
             await self.ctx.clock.sleep(interval)
 
 

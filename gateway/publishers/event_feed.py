@@ -10,8 +10,9 @@ control path: the bus subscription never blocks a publisher of notices.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ log = logging.getLogger(__name__)
 
 WRITE_BATCH = 500  # notices written to the outbox in one transaction (at most)
 SEND_BATCH = 100  # outbox rows read at once by the sender
+SEND_WINDOW = 16  # events published and not yet acknowledged, at most
 
-Publish = Callable[[bytes], Awaitable[None]]
+Publish = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
 class EventFeed:
@@ -187,21 +189,43 @@ class EventFeed:
     # --- outbox → broker --------------------------------------------------------------
 
     async def send(self, publish: Publish) -> None:
-        """Publish stored events in `seq` order with `publish` (QoS 1) until it raises."""
+        """Publish stored events in `seq` order with `publish` (QoS 1) until it raises.
+
+        Up to `SEND_WINDOW` publishes are in flight at once, started in `seq` order (one
+        connection: the broker receives and acknowledges them in that order); an event is
+        forgotten only when it and every event before it were acknowledged.
+        """
         await self._ready.wait()  # the outbox is open
         outbox = self._outbox.outbox
-        while True:
-            self._ready.clear()  # before reading: a write after the read sets it
-            rows = await self._outbox.call(outbox.read, self._acked_seq, SEND_BATCH)
-            if not rows:
-                await self._ready.wait()
-                continue
-            for seq, payload in rows:
-                await publish(payload)
-                self._acked_seq = seq
-                # Forgotten at once (in order, on the outbox thread): after a crash at most
-                # the event in flight is sent again.
-                self._outbox.submit(self._forget, seq)
+        inflight: collections.deque[tuple[int, asyncio.Task[None]]] = collections.deque()
+        try:
+            while True:
+                self._ready.clear()  # before reading: a write after the read sets it
+                after = inflight[-1][0] if inflight else self._acked_seq
+                rows = await self._outbox.call(outbox.read, after, SEND_BATCH)
+                if not rows:
+                    if inflight:
+                        await self._acknowledged(inflight.popleft())
+                    else:
+                        await self._ready.wait()
+                    continue
+                for seq, payload in rows:
+                    while len(inflight) >= SEND_WINDOW:
+                        await self._acknowledged(inflight.popleft())
+                    task = asyncio.create_task(publish(payload), name=f"mqtt:event:{seq}")
+                    inflight.append((seq, task))
+        finally:
+            for _, task in inflight:
+                task.cancel()
+            await asyncio.gather(*(t for _, t in inflight), return_exceptions=True)
+
+    async def _acknowledged(self, item: tuple[int, asyncio.Task[None]]) -> None:
+        seq, task = item
+        await task  # raises when the connection dropped
+        self._acked_seq = seq
+        # Forgotten at once (in order, on the outbox thread): after a crash only the events
+        # in flight are sent again.
+        self._outbox.submit(self._forget, seq)
 
     def _forget(self, seq: int) -> None:
         """Delete acknowledged rows (runs on the outbox thread)."""

@@ -168,6 +168,33 @@ def _output_name(n: int) -> Callable[[GatewayConfig], str]:
 M = "measurement"
 TOTAL = "total_increasing"
 
+# What a relay's state means, by its function (the same words as the web dashboard).
+_STATE_WORDS = (
+    "{% set words = {'charge_contactor': ['charging allowed', 'charging blocked'], "
+    "'allow_charging': ['charging allowed', 'charging blocked'], "
+    "'discharge_contactor': ['discharging allowed', 'discharging blocked'], "
+    "'heater': ['heating', 'heater off'], 'cooler': ['cooling', 'cooler off']} %}"
+)
+
+
+def _relay_reason(n: int) -> str:
+    """Text-sensor template: "charging blocked: low_temperature_charge" (None when unknown)."""
+    return (
+        _STATE_WORDS
+        + "{% set r = value_json.relays | selectattr('relay', 'equalto', "
+        + str(n)
+        + ") | first %}"
+        "{% if r is undefined %}{{ None }}{% else %}"
+        "{% set w = words[r.function] if r.function in words else ['closed', 'open'] %}"
+        "{{ (w[0] if r.closed else w[1]) ~ ': ' ~ ((r.reasons if r.reasons is defined else [])"
+        " | join(', ') or '-') }}{% endif %}"
+    )
+
+
+def _reason_name(n: int) -> Callable[[GatewayConfig], str]:
+    relay = _relay_name(n)
+    return lambda config: f"{relay(config)} reason"
+
 
 def _measured(
     key: str, name: str, template: str, device_class: str, unit: str, precision: int, **kw: Any
@@ -195,6 +222,11 @@ DESCRIPTIONS: tuple[EntityDescription, ...] = (
     *(
         _binary(f"relay_{n}", f"Relay {n}", _tristate(_listed("relays", "relay", n, "closed")),
                 icon="mdi:electric-switch", name_fn=_relay_name(n))
+        for n in RELAYS
+    ),
+    *(
+        _sensor(f"relay_{n}_reason", f"Relay {n} reason", value_template=_relay_reason(n),
+                icon="mdi:information-outline", name_fn=_reason_name(n))
         for n in RELAYS
     ),
     *(

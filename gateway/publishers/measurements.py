@@ -12,7 +12,7 @@ docs/metrics.md and docs/modbus.md). Its `value` returns None when unknown; each
 then leaves it out (Prometheus, Modbus NaN) or shows null (`state`, Home Assistant). A row
 with `unit="%"` is a percentage in `state`, HA and Modbus and a 0..1 `_ratio` in Prometheus.
 A new Modbus register takes the next free pair after the highest `modbus_address` below
-(0x3040 on, 0x3004-0x301F are full).
+(0x304A on: 0x3004-0x301F and 0x3040-0x3049 are taken).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Measurement:
     modbus_address: int
     group: str | None = None  # nested under this `state` key (e.g. "limits")
     kind: Literal["measurement", "total"] = "measurement"  # total: grows only (energy)
+    metric_scale: float = 1.0  # to the Prometheus base unit (kWh -> J); `%` rows: 0.01
     outputs: frozenset[Output] = OUTPUTS
 
     @property
@@ -82,6 +83,11 @@ def _soc_pct(s: GatewayState) -> float | None:
 
 def _limit(key: str) -> Callable[[GatewayState], float | None]:
     return lambda s: s.control.limits.get(key)
+
+
+def _energy(field: str) -> Callable[[GatewayState], float | None]:
+    """A total of the energy counter (`gateway.control.energy`); None until it runs."""
+    return lambda s: None if s.energy is None else getattr(s.energy, field)
 
 
 MEASUREMENTS: tuple[Measurement, ...] = (
@@ -174,5 +180,41 @@ MEASUREMENTS: tuple[Measurement, ...] = (
         value=_limit("dcl_a"), metric="bms_discharge_current_limit_amperes",
         help="Discharge current limit (DCL) sent to inverters.",
         modbus_point="ext.discharge_current_limit_a", modbus_address=0x301A,
+    ),
+    # --- energy counters (gateway.control.energy): totals that only grow ----------------
+    Measurement(
+        key="energy_in_kwh", name="Energy charged", unit="kWh", precision=3,
+        display_precision=2, device_class="energy", value=_energy("energy_in_kwh"),
+        kind="total", metric="bms_energy_in_joules", metric_scale=3.6e6,
+        help="Energy charged into the pack (persisted across restarts).",
+        modbus_point="ext.energy_in_kwh", modbus_address=0x3040,
+    ),
+    Measurement(
+        key="energy_out_kwh", name="Energy discharged", unit="kWh", precision=3,
+        display_precision=2, device_class="energy", value=_energy("energy_out_kwh"),
+        kind="total", metric="bms_energy_out_joules", metric_scale=3.6e6,
+        help="Energy discharged from the pack (persisted across restarts).",
+        modbus_point="ext.energy_out_kwh", modbus_address=0x3042,
+    ),
+    Measurement(
+        key="charge_in_ah", name="Charge in", unit="Ah", precision=3, display_precision=1,
+        device_class=None, value=_energy("charge_in_ah"), kind="total",
+        metric="bms_charge_in_coulombs", metric_scale=3600.0,
+        help="Charge into the pack (Ah x 3600).",
+        modbus_point="ext.charge_in_ah", modbus_address=0x3044,
+    ),
+    Measurement(
+        key="charge_out_ah", name="Charge out", unit="Ah", precision=3, display_precision=1,
+        device_class=None, value=_energy("charge_out_ah"), kind="total",
+        metric="bms_charge_out_coulombs", metric_scale=3600.0,
+        help="Charge out of the pack (Ah x 3600).",
+        modbus_point="ext.charge_out_ah", modbus_address=0x3046,
+    ),
+    Measurement(
+        key="cycles", name="Full cycles", unit="cycles", precision=3, display_precision=2,
+        device_class=None, value=_energy("cycles"), kind="total",
+        metric="bms_equivalent_full_cycles",
+        help="Equivalent full cycles: discharged charge / pack.capacity_ah.",
+        modbus_point="ext.cycles", modbus_address=0x3048,
     ),
 )  # fmt: skip

@@ -108,11 +108,18 @@ def _state_message(
                 "function": sw.function,
                 "closed": sw.on,
                 "since": None if sw.since_s is None else isotime(clock.wall(sw.since_s)),
+                "reasons": list(sw.reasons),
             }
             for n, sw in sorted(control.relays.items())
         ],
         "outputs": [
-            {"output": n, "function": sw.function, "on": sw.on}
+            {
+                "output": n,
+                "function": sw.function,
+                "on": sw.on,
+                "since": None if sw.since_s is None else isotime(clock.wall(sw.since_s)),
+                "reasons": list(sw.reasons),
+            }
             for n, sw in sorted(control.outputs.items())
         ],
         "inputs": [

@@ -90,8 +90,8 @@ def _errors(s: GatewayState) -> Iterator[Sample]:
 
 
 def _measured(m: Measurement) -> Callable[[GatewayState], Iterable[Sample]]:
-    """One gauge from a measurement-table row; a `%` row is exported as a 0..1 ratio."""
-    scale = 0.01 if m.unit == "%" else 1.0
+    """One gauge/counter from a table row, in base units (a `%` row: a 0..1 ratio)."""
+    scale = 0.01 if m.unit == "%" else m.metric_scale
 
     def samples(s: GatewayState) -> Iterable[Sample]:
         value = m.value(s)

@@ -110,7 +110,8 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    import gateway.scenario.actions  # noqa: F401, PLC0415
+    import gateway.scenario.actions  # noqa: PLC0415
+    import gateway.scenario.expectations  # noqa: F401, PLC0415
 
     for name, entry in sorted(registry.discover(PLUGIN_GROUP).items()):
         try:

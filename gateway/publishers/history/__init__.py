@@ -1,0 +1,1 @@
+"""The local history store: SQLite (WAL) series and events for the dashboard and exports."""

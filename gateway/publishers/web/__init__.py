@@ -1,0 +1,1 @@
+"""The built-in web dashboard: an aiohttp app serving one page, a JSON API and live updates."""
