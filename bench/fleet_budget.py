@@ -73,7 +73,7 @@ async def _gateways(
                 raise RuntimeError("the gateways did not all connect")
             await asyncio.sleep(0.05)
         ev = asyncio.create_task(events())
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(min(1.0, seconds))
         m0 = sum(published(c, "state") + published(c, "events") for c in ctxs)
         b0, c0, t0 = _cpu(broker_pids), process_cpu_s(), time.monotonic()
         await asyncio.sleep(seconds)
@@ -115,9 +115,9 @@ async def _bare(
                 sent[0] += 2
                 await asyncio.sleep(STATE_PERIOD_S)
 
-    stop_at = time.monotonic() + seconds + 2.0
+    stop_at = time.monotonic() + 2 * seconds + 1.0
     tasks = [asyncio.create_task(client(i, stop_at)) for i in range(n)]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(min(1.0, seconds))
     m0, b0, c0, t0 = sent[0], _cpu(broker_pids), process_cpu_s(), time.monotonic()
     await asyncio.sleep(seconds)
     m1, b1, c1, t1 = sent[0], _cpu(broker_pids), process_cpu_s(), time.monotonic()

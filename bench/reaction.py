@@ -260,10 +260,10 @@ def idle_cpu(seconds: float = 10.0, *, periodic: bool = False) -> float:
 
 def run(b: Bounds) -> dict[str, Any]:
     """The suite entry: event-driven engine against the periodic loop, same rig."""
-    trials = b.count(30, 5)  # the suite's 5-minute budget; `python -m bench.reaction` runs 100
+    trials = b.count(30, 2)  # the suite's 5-minute budget; `python -m bench.reaction` runs 100
     event = measure(trials)
     anchor = measure(trials, periodic=True)
-    idle_s = b.seconds(10.0, 2.0)
+    idle_s = b.seconds(10.0, 0.5)
     event["idle_cpu_fraction"] = idle_cpu(idle_s)
     anchor["idle_cpu_fraction"] = idle_cpu(idle_s, periodic=True)
 

@@ -148,6 +148,17 @@ class MqttSection(Section):
     )
 
     @model_validator(mode="after")
+    def _check_session(self) -> MqttSection:
+        if self.session_expiry_s > 0 and self.client_id is None:
+            raise ValueError(
+                "session_expiry_s: a session kept by the broker needs a fixed mqtt.client_id "
+                "(the default id is random per connection)"
+            )
+        if self.session_expiry_s > 0 and self.protocol != "5":
+            raise ValueError('session_expiry_s: needs mqtt.protocol: "5"')
+        return self
+
+    @model_validator(mode="after")
     def _check_brokers(self) -> MqttSection:
         for i, text in enumerate(self.brokers):
             try:

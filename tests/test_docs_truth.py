@@ -139,3 +139,25 @@ def test_no_document_links_outside_the_repository() -> None:
                 continue
             assert (doc.parent / target).resolve().is_relative_to(ROOT), (doc, target)
             assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+def test_every_mqtt_topic_is_documented() -> None:
+    from gateway.control.commands import ACK, GO_SAFE
+    from gateway.publishers.commands import RESULT
+    from gateway.publishers.presence import PROBE, REPLY
+    from gateway.publishers.topics import Topics
+
+    topics = Topics.under("bms", "gw")
+    produced = [
+        topics.availability,
+        topics.state,
+        topics.events,
+        topics.command(GO_SAFE),
+        topics.command(ACK),
+        topics.sub("command", RESULT),
+        topics.sub(PROBE),
+        topics.sub(PROBE, REPLY),
+    ]
+    mqtt_doc = (DOCS / "mqtt.md").read_text(encoding="utf-8")
+    missing = [t for t in produced if f"`…/{t.removeprefix('bms/gw/')}`" not in mqtt_doc]
+    assert not missing, f"topics not in docs/mqtt.md: {missing}"

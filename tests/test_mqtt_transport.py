@@ -101,13 +101,17 @@ def test_tls_config_is_checked(tmp_path: Path) -> None:
         load_config(None, {"mqtt": {"tls": {"ca_file": str(tmp_path / "nope.pem")}}}, env=False)
     with pytest.raises(ConfigError, match=r"brokers\.1"):
         load_config(None, {"mqtt": {"brokers": ["a:1883", "b"]}}, env=False)
+    with pytest.raises(ConfigError, match="client_id"):
+        load_config(None, {"mqtt": {"protocol": "5", "session_expiry_s": 60}}, env=False)
     cfg = load_config(None, {"mqtt": {"brokers": ["a:1", "[::1]:2"]}}, env=False)
     assert cfg.mqtt.endpoints == [("a", 1), ("::1", 2)]
     assert load_config(None, {}, env=False).mqtt.endpoints == [("localhost", 1883)]
 
 
 async def test_mqtt5_user_property_and_message_expiry_on_state(broker: Broker) -> None:
-    ctx, _ = make_ctx(broker, protocol="5", state_expiry_s=120, session_expiry_s=60)
+    ctx, _ = make_ctx(
+        broker, protocol="5", state_expiry_s=120, session_expiry_s=60, client_id="gw-test-1"
+    )
     pub = MqttPublisher(ctx)
     async with running(pub):
         await until(lambda: metric(ctx, "bms_mqtt_publishes_total", topic="state") >= 1, "state")

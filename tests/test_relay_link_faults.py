@@ -135,6 +135,10 @@ async def test_a_silent_link_reports_the_last_confirmed_state_not_the_command(
         gateway(_config(tmp_path, proxy.port)) as (ctx, task),
     ):
         await _contactors_closed(ctx, m)
+        relays: Any = ctx.drivers.relays
+        # settled: nothing left to write and the last read-back says closed (a reclose
+        # written just before the silence, its read-back lost, would leave "open" confirmed)
+        await until(lambda: not relays.writer.dirty and relays.confirmed(1), "coils settled")
         proxy.mode = "silent"
         ctx.bus.publish(
             CommandRequested(at_s=ctx.clock.now(), command=GO_SAFE, source="test", request=1)
@@ -142,7 +146,8 @@ async def test_a_silent_link_reports_the_last_confirmed_state_not_the_command(
         await until(lambda: "relay_driver_fault" in _errors(ctx), "relay_driver_fault")
         # the coil is still closed and the gateway says so, with the error naming why
         assert m.coils[DISCHARGE]
-        assert _published_closed(ctx, 1)
+        assert not relays.relay_closed(1)  # commanded open...
+        assert relays.confirmed(1) and _published_closed(ctx, 1)  # ...confirmed and shown closed
         detail = ctx.drivers.relays.fault  # type: ignore[attr-defined]
         assert detail is not None and "modbus relay driver" in detail
         proxy.mode = "pass"
@@ -216,7 +221,7 @@ def _run_gateway_process(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["SIGKILL", "SIGSTOP"])
 async def test_the_module_watchdog_opens_the_coils_when_the_gateway_dies_or_freezes(
     module: Any, tmp_path: Path, sig: signal.Signals
 ) -> None:

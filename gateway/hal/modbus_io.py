@@ -14,10 +14,12 @@ open on shutdown. Drivers on one bus (same host:port or serial port) share one c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from abc import abstractmethod
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -287,6 +289,32 @@ class CoilDriven(Polled):
 
     def _write(self, name: Any, on: bool, /) -> None:
         if self.writer.want(name, on):
+            batch = self._batch_state()
+            if batch.depth:
+                batch.changed = True
+            else:
+                self._poke()
+
+    def _batch_state(self) -> Any:
+        """This thread's batch (the loop and the lease watchdog thread batch independently)."""
+        local = self.__dict__.get("_batches")
+        if local is None:
+            local = self.__dict__.setdefault("_batches", threading.local())
+        if not hasattr(local, "depth"):
+            local.depth, local.changed = 0, False
+        return local
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Record commands without writing; write them all once the outermost batch ends."""
+        batch = self._batch_state()
+        batch.depth += 1
+        try:
+            yield
+        finally:
+            batch.depth -= 1
+        if not batch.depth and batch.changed:
+            batch.changed = False
             self._poke()
 
     def sync_once(self, urgent: bool = False) -> None:

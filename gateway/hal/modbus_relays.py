@@ -86,6 +86,20 @@ class ModbusRelays(CoilDriven, LeasedRelays):
         self._check_number(relay)
         return self._confirmed.get(relay)
 
+    def open_all(self) -> None:
+        """Record every relay open, then write them in one sync (never raises).
+
+        From the lease watchdog thread the write happens there, after the template's lock
+        is released, so the event loop never waits on the network for it.
+        """
+        with self._batch():
+            super().open_all()
+
+    def check_lease(self, now_s: float) -> bool:
+        """The template's lease check; the coils are written after its lock is released."""
+        with self._batch():
+            return super().check_lease(now_s)
+
     # --- the I/O, in a worker thread (or the watchdog thread) ------------------------
 
     def sync_once(self, urgent: bool = False) -> None:
