@@ -19,8 +19,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ import pytest
 from gateway.publishers.outbox import OUTBOX_FILE, Dropped, Outbox
 from tests.support.broker import MOSQUITTO, Broker
 from tests.support.tcp_cut import TcpCut
+from tests.support.waiting import until_sync
 
 
 def _report(d: Dropped) -> dict[str, Any]:
@@ -198,13 +197,6 @@ class Subscriber:
         self.client.disconnect()
 
 
-def _wait(cond: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
 
 def _stored(db: Path) -> tuple[int, int]:
     """(last seq given, rows waiting) as the running gateway committed them."""
@@ -242,7 +234,7 @@ def test_no_event_lost_or_reordered_across_outage_sigterm_and_sigkill(tmp_path: 
         # Run 1: connected, then the broker goes away while it raises events; SIGTERM.
         g1 = gateway("g1", 150)
         procs.append(g1)
-        _wait(lambda: len(sub.snapshot()) >= 30, "the first events delivered live")
+        until_sync(lambda: len(sub.snapshot()) >= 30, "the first events delivered live")
         path.cut()
         assert g1.stdout is not None
         assert g1.stdout.readline().strip() == b"pumped"
@@ -254,7 +246,7 @@ def test_no_event_lost_or_reordered_across_outage_sigterm_and_sigkill(tmp_path: 
         # Run 2, broker still away: SIGKILL while it is raising events.
         g2 = gateway("g2", 400)
         procs.append(g2)
-        _wait(lambda: _stored(db)[0] >= after_g1 + 60, "run 2 storing events")
+        until_sync(lambda: _stored(db)[0] >= after_g1 + 60, "run 2 storing events")
         g2.send_signal(signal.SIGKILL)
         g2.wait(timeout=10)
         after_g2, waiting = _stored(db)
@@ -267,8 +259,8 @@ def test_no_event_lost_or_reordered_across_outage_sigterm_and_sigkill(tmp_path: 
         assert g3.stdout.readline().strip() == b"pumped"
         path.restore()
         last = after_g2 + 50
-        _wait(lambda: _stored(db) == (last, 0), "every stored event acknowledged")
-        _wait(lambda: any(e["seq"] == last for e in sub.snapshot()), "the last event received")
+        until_sync(lambda: _stored(db) == (last, 0), "every stored event acknowledged")
+        until_sync(lambda: any(e["seq"] == last for e in sub.snapshot()), "the last event received")
         g3.send_signal(signal.SIGTERM)
         assert g3.wait(timeout=10) == 0
     finally:

@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -25,6 +23,7 @@ import pytest
 
 from gateway.publishers.presence import shutdown_state
 from tests.support.broker import Broker
+from tests.support.waiting import until_sync
 
 BASE = "bms/gw-one"
 EXE = Path(sys.executable).parent / "bms-gateway"
@@ -80,13 +79,6 @@ def retained(broker: Broker, suffix: str) -> bytes | None:
     return got[0] if got else None
 
 
-def _wait(cond: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
 
 def start(broker: Broker, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     env = {
@@ -133,7 +125,7 @@ def test_one_live_gateway_per_id_and_an_open_final_state(broker: Broker, tmp_pat
     first = start(broker, tmp_path, "a")
     procs = [first]
     try:
-        _wait(lambda: any(closed_relays(p) for p in rec.on("state")), "contactors closed")
+        until_sync(lambda: any(closed_relays(p) for p in rec.on("state")), "contactors closed")
 
         # A second gateway with the same id: refused, and it published nothing.
         before = len(rec.topics())
@@ -171,16 +163,16 @@ def test_one_live_gateway_per_id_and_an_open_final_state(broker: Broker, tmp_pat
         # the probe went unanswered.
         third = start(broker, tmp_path, "c")
         procs.append(third)
-        _wait(lambda: rec.on("availability")[-1:] == [b"online"], "third online")
+        until_sync(lambda: rec.on("availability")[-1:] == [b"online"], "third online")
         third.send_signal(signal.SIGKILL)
         third.wait(timeout=10)
-        _wait(lambda: retained(broker, "availability") == b"offline", "its last will")
+        until_sync(lambda: retained(broker, "availability") == b"offline", "its last will")
         n_online = rec.on("availability").count(b"online") + 1
         rec.client.publish(f"{BASE}/availability", b"online", qos=1, retain=True).wait_for_publish()
-        _wait(lambda: rec.on("availability").count(b"online") == n_online, "the stale online")
+        until_sync(lambda: rec.on("availability").count(b"online") == n_online, "the stale online")
         fourth = start(broker, tmp_path, "d")
         procs.append(fourth)
-        _wait(lambda: rec.on("availability").count(b"online") > n_online, "fourth online")
+        until_sync(lambda: rec.on("availability").count(b"online") > n_online, "fourth online")
         assert fourth.poll() is None
     finally:
         for p in procs:

@@ -18,3 +18,14 @@ async def until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(poll_s)
+
+
+def until_sync(
+    predicate: Callable[[], bool], what: str, timeout_s: float = 30.0, poll_s: float = 0.02
+) -> None:
+    """`until` for threads and subprocess tests that have no event loop to yield to."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(poll_s)
