@@ -47,8 +47,17 @@ def _run(args: argparse.Namespace) -> int:
     except GatewayError as err:
         print(f"calibration failed: {err}", file=sys.stderr)
         return 1
+    residual_a = residual_current_a(config, offset_v)
+    print(f"# {n} samples; with the present zero_offset_v the sensor reads {residual_a:+.3f} A")
+    print("current_sensor:")
+    print(f"  zero_offset_v: {offset_v:.5f}")
+    return 0
+
+
+def residual_current_a(config: GatewayConfig, offset_v: float) -> float:
+    """What the sensor reads at zero current with the configured zero_offset_v."""
     cs = config.current_sensor
-    residual_a = analog.current_from_volts(
+    return analog.current_from_volts(
         cs.vref_v + offset_v,
         cs.vref_v,
         nominal_current_a=cs.nominal_current_a,
@@ -56,10 +65,6 @@ def _run(args: argparse.Namespace) -> int:
         zero_offset_v=cs.zero_offset_v,
         invert=cs.invert,
     )
-    print(f"# {n} samples; with the present zero_offset_v the sensor reads {residual_a:+.3f} A")
-    print("current_sensor:")
-    print(f"  zero_offset_v: {offset_v:.5f}")
-    return 0
 
 
 async def measure(config: GatewayConfig, samples: int, interval_s: float) -> tuple[float, int]:

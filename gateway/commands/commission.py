@@ -382,23 +382,14 @@ async def _current(config: GatewayConfig, report: Report) -> None:
                 "that feeds current_a (modbus.devices)",
             )
         return
-    from gateway.commands.calibrate import measure  # noqa: PLC0415
-    from gateway.protocols import analog  # noqa: PLC0415
+    from gateway.commands.calibrate import measure, residual_current_a  # noqa: PLC0415
 
     try:
         offset_v, n = await measure(config, samples=10, interval_s=0.02)
     except GatewayError as err:
         report.add("current sensor", "fail", str(err), "check the sensor's supply and plug")
         return
-    cs = config.current_sensor
-    residual_a = analog.current_from_volts(
-        cs.vref_v + offset_v,
-        cs.vref_v,
-        nominal_current_a=cs.nominal_current_a,
-        sensitivity_v=cs.sensitivity_v,
-        zero_offset_v=cs.zero_offset_v,
-        invert=cs.invert,
-    )
+    residual_a = residual_current_a(config, offset_v)
     detail = f"zero offset {offset_v * 1000:+.2f} mV over {n} readings, reads {residual_a:+.2f} A"
     if abs(residual_a) <= ZERO_CURRENT_TOLERANCE_A:
         report.add("current sensor", "pass", detail + " (with no current flowing)")
