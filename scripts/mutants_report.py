@@ -1,0 +1,133 @@
+"""The score table and the list of surviving mutants of a `make mutants` run.
+
+    python scripts/mutants_report.py [--docs]    # run from the repo root after scripts/mutants
+
+Prints the per-module table (markdown). With --docs it also writes docs/mutation-survivors.md:
+every mutant that survived or that no selected test executes, with its line and change,
+grouped by module. The reasons for the safety-relevant ones are written by hand in
+docs/testing.md ("Mutation testing").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from mutants_lines import changed_lines, source_path  # noqa: E402
+
+STATUS = {
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    37: "mypy",
+    36: "timeout",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    None: "not checked",
+    -11: "crashed",
+    -9: "crashed",
+}
+COLUMNS = ["total", "mypy", "killed", "timeout", "survived", "no tests", "crashed", "not checked"]
+DOC = Path("docs/mutation-survivors.md")
+
+
+def load() -> dict[str, dict[str, str]]:
+    """{module file: {mutant name: status}}"""
+    out: dict[str, dict[str, str]] = {}
+    for meta in sorted(Path("mutants/gateway/control").glob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        out[meta.name.removesuffix(".meta")] = {
+            name: STATUS.get(code, "crashed") for name, code in codes.items()
+        }
+    return out
+
+
+def table(results: dict[str, dict[str, str]]) -> str:
+    rows = [
+        "| module | " + " | ".join(COLUMNS) + " | score (tests) | score (tests+mypy) |",
+        "| --- |" + " ---: |" * (len(COLUMNS) + 2),
+    ]
+    grand: Counter[str] = Counter()
+    for module, statuses in results.items():
+        c = Counter(statuses.values())
+        c["total"] = len(statuses)
+        grand.update(c)
+        rows.append(_row(module, c))
+    rows.append(_row("**all**", grand))
+    return "\n".join(rows)
+
+
+def _row(name: str, c: Counter[str]) -> str:
+    detected = c["killed"] + c["timeout"]
+    tested = detected + c["survived"] + c["no tests"]
+    tests = f"{100 * detected / tested:.1f} %" if tested else "–"
+    both = f"{100 * (detected + c['mypy']) / (tested + c['mypy']):.1f} %" if tested else "–"
+    return f"| {name} | " + " | ".join(str(c[k]) for k in COLUMNS) + f" | {tests} | {both} |"
+
+
+def describe(name: str) -> tuple[str, str, str]:
+    """(function, line, '-old / +new') of one mutant."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    diff = get_diff_for_mutant(name, path=source_path(name)).splitlines()
+    old = [t[1:].strip() for t in diff if t.startswith("-") and not t.startswith("---")]
+    new = [t[1:].strip() for t in diff if t.startswith("+") and not t.startswith("+++")]
+    lines = changed_lines(name) or []
+    function = name.partition("__mutmut_")[0].rpartition(".")[2].replace("ǁ", ".").lstrip("x_.")
+    change = f"`{' '.join(old)}` → `{' '.join(new) or '(removed)'}`"
+    return function, ",".join(map(str, lines)), change
+
+
+def write_docs(results: dict[str, dict[str, str]], summary: str) -> None:
+    out = [
+        "# Surviving mutants of gateway/control/ (generated)",
+        "",
+        "Written by `scripts/mutants_report.py --docs` from the last full `make mutants` run;",
+        "the reasons are in [testing.md](testing.md#mutation-testing-make-mutants-not-in-ci).",
+        "`survived`: the tests that execute the line passed with the mutant; `no tests`: no",
+        "selected test executes the line.",
+        "",
+        summary,
+        "",
+    ]
+    for module, statuses in results.items():
+        left = sorted(
+            (n for n, s in statuses.items() if s in ("survived", "no tests")),
+            key=lambda n: (statuses[n], int(n.rpartition("_")[2])),
+        )
+        if not left:
+            continue
+        out += [
+            f"## {module}",
+            "",
+            "| status | function | line | change |",
+            "| --- | --- | ---: | --- |",
+        ]
+        for name in left:
+            function, line, change = describe(name)
+            change = change.replace("|", "\\|")
+            out.append(f"| {statuses[name]} | `{function}` | {line} | {change} |")
+        out.append("")
+    DOC.write_text("\n".join(out), encoding="utf-8")
+    print(f"wrote {DOC}")
+
+
+def main() -> None:
+    results = load()
+    summary = table(results)
+    print(summary)
+    if "--docs" in sys.argv:
+        write_docs(results, summary)
+
+
+if __name__ == "__main__":
+    main()
