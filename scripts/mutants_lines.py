@@ -113,6 +113,31 @@ def _function(path: str, function: str, klass: str | None) -> ast.AST | None:
     return None
 
 
+LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical"})
+
+
+@cache
+def log_call_lines(path: str) -> frozenset[int]:
+    """Lines inside a `log.<level>(...)` call: they only shape a log line's text."""
+    lines: set[int] = set()
+    for node in ast.walk(_tree(path)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in LOG_METHODS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in ("log", "logger")
+        ):
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return frozenset(lines)
+
+
+def only_log_text(mutant_name: str) -> bool:
+    """True when every line the mutant changes is inside a logging call."""
+    lines = changed_lines(mutant_name)
+    return bool(lines) and set(lines) <= log_call_lines(source_path(mutant_name))
+
+
 def changed_lines(mutant_name: str) -> list[int] | None:
     """Lines of the original file that the mutant changes (None: cannot tell)."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant

@@ -25,6 +25,7 @@ STATUS = {
     0: "survived",
     5: "no tests",
     33: "no tests",
+    34: "log text",
     37: "mypy",
     36: "timeout",
     -24: "timeout",
@@ -35,7 +36,17 @@ STATUS = {
     -11: "crashed",
     -9: "crashed",
 }
-COLUMNS = ["total", "mypy", "killed", "timeout", "survived", "no tests", "crashed", "not checked"]
+COLUMNS = [
+    "total",
+    "mypy",
+    "log text",
+    "killed",
+    "timeout",
+    "survived",
+    "no tests",
+    "crashed",
+    "not checked",
+]
 DOC = Path("docs/mutation-survivors.md")
 
 

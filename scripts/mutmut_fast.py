@@ -120,28 +120,65 @@ def _add_plugin() -> None:
 
 
 def _patch_test_selection() -> None:
-    """Run each mutant only against the tests that execute a line it changes (see
-    scripts/mutants_lines.py); mutmut's per-function choice where that cannot be told."""
+    """Per mutant: skip it when it only changes a logging call's arguments; run only the tests
+    that execute a line it changes (scripts/mutants_lines.py; mutmut's per-function choice
+    where that cannot be told); and run first the tests that killed the most mutants of the
+    same function, then of any function (mutants/kills.tsv), then the quickest."""
     import json
+    from collections import Counter, defaultdict
+    from pathlib import Path
 
     import mutmut.workers.isolation as isolation
-    from mutants_lines import LINE_TESTS, tests_for
+    from mutants_lines import LINE_TESTS, only_log_text, tests_for
+    from mutmut.state import state
 
-    if not LINE_TESTS.exists():
+    line_tests = json.loads(LINE_TESTS.read_text(encoding="utf-8")) if LINE_TESTS.exists() else None
+    if line_tests is None:
         print(f"mutmut_fast: no {LINE_TESTS}: tests chosen per function", file=sys.stderr)
-        return
-    line_tests = json.loads(LINE_TESTS.read_text(encoding="utf-8"))
+    kills_path = Path("mutants/kills.tsv")
+    read_to = 0
+    kills_by_function: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    kills: Counter[str] = Counter()
     original = isolation.ForkRunner.submit
+
+    def learn() -> None:
+        nonlocal read_to
+        if not kills_path.exists():
+            return
+        with kills_path.open(encoding="utf-8") as f:
+            f.seek(read_to)
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                read_to += len(line.encode())
+                mutant, _, test = line.rstrip("\n").partition("\t")
+                kills_by_function[mutant.partition("__mutmut_")[0]][test] += 1
+                kills[test] += 1
 
     def submit(self: Any, mutant_name: str, tests: list[str], *args: Any) -> None:
         try:
-            narrowed = tests_for(mutant_name, line_tests)
+            if only_log_text(mutant_name):
+                self._no_tests_results.append(
+                    isolation.MutantResult(mutant_name=mutant_name, exit_code=34, duration=0.0)
+                )
+                return
+            narrowed = tests_for(mutant_name, line_tests) if line_tests is not None else None
         except Exception as err:  # never lose a mutant to the narrowing: run all its tests
             print(f"mutmut_fast: {mutant_name}: {err!r}", file=sys.stderr)
             narrowed = None
         if narrowed is not None:
             tests = [t for t in tests if t in narrowed]
-        original(self, mutant_name, tests, *args)
+        learn()
+        here = kills_by_function[mutant_name.partition("__mutmut_")[0]]
+        durations = state().duration_by_test
+        ordered = sorted(tests, key=lambda t: (-here[t], -kills[t], durations.get(t, 0.0)))
+        saved = {t: durations[t] for t in tests if t in durations}
+        for rank, test in enumerate(ordered):  # the forked worker sorts by these values
+            durations[test] = float(rank)
+        try:
+            original(self, mutant_name, tests, *args)
+        finally:
+            durations.update(saved)
 
     isolation.ForkRunner.submit = submit  # type: ignore[method-assign]
 
