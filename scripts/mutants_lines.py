@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -28,7 +27,6 @@ from typing import Any
 
 LINE_TESTS = Path("mutants/line-tests.json")
 CONTROL = "gateway/control/"
-HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 
 def mutmut_config() -> dict[str, Any]:
@@ -140,7 +138,15 @@ def only_log_text(mutant_name: str) -> bool:
 
 def changed_lines(mutant_name: str) -> list[int] | None:
     """Lines of the original file that the mutant changes (None: cannot tell)."""
-    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    import difflib
+
+    import libcst as cst
+    from mutmut.mutation.diff_apply import (
+        read_functions_from_index,
+        read_mutant_function,
+        read_mutants_module,
+        read_original_function,
+    )
     from mutmut.utils.format_utils import orig_function_and_class_names_from_key
 
     path = source_path(mutant_name)
@@ -148,52 +154,33 @@ def changed_lines(mutant_name: str) -> list[int] | None:
     node = _function(path, function, klass)
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return None
-    def_line = node.lineno
-    diff = get_diff_for_mutant(mutant_name, path=path).splitlines()
-    source = Path(path).read_text(encoding="utf-8").splitlines()
-    # the diff's text starts with the comments above the function, then `def`
+    functions = read_functions_from_index(mutant_name, path)
+    if functions is None:
+        module = read_mutants_module(path)
+        functions = (
+            read_original_function(module, mutant_name),
+            read_mutant_function(module, mutant_name),
+        )
+    old, new = (cst.Module([f]).code.strip().splitlines() for f in functions)
+    # the function's text starts with the comments above it, then `def`
+    def_index = next(
+        (i for i, t in enumerate(old) if t.lstrip().startswith(("def ", "async def "))), None
+    )
+    if def_index is None:
+        return None
     lines: list[int] = []
-    old = 0
-    def_offset: int | None = None
-    for text in diff:
-        if text.startswith(("---", "+++")):
-            continue
-        match = HUNK.match(text)
-        if match:
-            old = int(match.group(1))
-            continue
-        if text.startswith("+"):
-            continue
-        body = text[1:]
-        if def_offset is None and body.lstrip().startswith(("def ", "async def ")):
-            def_offset = old
-        if text.startswith("-"):
-            lines.append(old)
-        old += 1
-    if def_offset is None:  # the def line was outside the hunk: find it in the function text
-        return _lines_by_text(diff, source, def_line)
-    absolute = [def_line + (n - def_offset) for n in lines]
-    removed = [t[1:].strip() for t in diff if t.startswith("-") and not t.startswith("---")]
-    if (
-        all(0 < a <= len(source) for a in absolute)
-        and [source[a - 1].strip() for a in absolute] == removed
-    ):
-        return absolute
-    return _lines_by_text(diff, source, def_line)
-
-
-def _lines_by_text(diff: list[str], source: list[str], def_line: int) -> list[int] | None:
-    """Fallback: each removed line matched by its text, the first match after the def."""
-    found: list[int] = []
-    for text in diff:
-        if not text.startswith("-") or text.startswith("---"):
-            continue
-        want = text[1:].strip()
-        hits = [i + 1 for i in range(def_line - 1, len(source)) if source[i].strip() == want]
-        if not hits:
-            return None
-        found.append(hits[0])
-    return found or None
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag in ("replace", "delete"):
+            lines.extend(node.lineno + (i - def_index) for i in range(i1, i2))
+    source = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines or not all(0 < n <= len(source) for n in lines):
+        return None
+    if [source[n - 1].strip() for n in lines] != [
+        old[def_index + n - node.lineno].strip() for n in lines
+    ]:
+        return None  # the text does not line up with the file: cannot tell
+    return lines
 
 
 def tests_for(mutant_name: str, line_tests: dict[str, dict[str, list[str]]]) -> set[str] | None:
