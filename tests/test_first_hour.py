@@ -408,6 +408,7 @@ async def test_bridge_mode_shows_what_the_bridged_board_reports(
             "gateway": {"mode": "bridge", "state_dir": str(tmp_path)},
             "mqtt": {"enabled": False},
             "metrics": {"enabled": False},
+            "web": {"port": 0},
             "modbus": {"devices": [device]},
         },
         env=False,

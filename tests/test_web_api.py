@@ -81,6 +81,7 @@ async def test_api_matches_mqtt_and_pages_history_and_events(
     ):
         base = web.url
         assert base is not None and base.startswith("http://127.0.0.1:")
+        assert int(base.rstrip("/").rsplit(":", 1)[1]) > 0  # web.port 0: the bound port is told
         assert f"dashboard: {base}" in caplog.messages
         # --- /api/state is the MQTT state document -------------------------------------
         await mqtt.subscribe("bms/gw-web/state")

@@ -139,6 +139,7 @@ def test_dashboard_in_chromium(browser: Any, tmp_path: Path) -> None:
             "mqtt": {"enabled": False, "publish_interval_s": 0.5},
             "metrics": {"enabled": False},
             "logic": {"boards": BOARDS, "cells_per_board": CELLS, "poll_interval_s": 0.2},
+            # a fixed port: the page must find the restarted gateway at the same address
             "web": {"port": free_port()},
         },
         env=False,
