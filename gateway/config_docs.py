@@ -59,9 +59,9 @@ SOC_UNITS: tuple[tuple[str, str, str], ...] = (
         "`tests/test_soc_percent.py`",
     ),
     (
-        "MQTT `state` field `soc` (and the dashboard history series `soc`)",
+        "MQTT `state` field `soc`; history series `soc` (`/api/history`, `history export`)",
         "% 0..100, 0.1",
-        "`tests/test_payloads.py`, `tests/test_web_api.py`",
+        "`tests/test_payloads.py`, `tests/test_soc_percent.py`, `tests/test_web_api.py`",
     ),
     (
         "bridged points `main2x.soc_pct`, `bms_main.soc_pct` (MQTT `points`)",

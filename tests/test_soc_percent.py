@@ -156,6 +156,22 @@ def test_the_low_soc_reason_is_in_percent(tmp_path: Path) -> None:
     assert code == EXIT_PASS, out
 
 
+# --- the history store and `bms-gateway history export` keep the state's % -------------------
+
+
+def test_the_history_pack_series_soc_is_the_state_message_percent() -> None:
+    from gateway.core.clock import VirtualClock
+    from gateway.core.state import GatewayState
+    from gateway.publishers.history.writer import pack_values
+    from gateway.publishers.payloads import state_message
+
+    state = GatewayState()
+    state.control.soc = 0.61234
+    message = state_message(state, VirtualClock(), load_config(env=False))
+    assert message["soc"] == 61.2
+    assert pack_values(message)["soc"] == 61.2  # stored, served by /api/history, exported
+
+
 # --- Prometheus keeps the ratio; the shipped Grafana dashboard shows it in percent -------------
 
 
