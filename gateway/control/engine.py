@@ -12,10 +12,11 @@ the drivers must do plus the notices to publish. Safety rules, in order:
 4. A contactor is open while any active error blocks its direction.
 5. In bridge mode no relay is ever commanded.
 
-The pieces it wires: `error_book` (debounced errors, latches, acknowledgement, go-safe
-requests), the deciders `contactors`, `thermal`, `balancing`, `reasons`, `relays`,
-`indicators`, `limiting` (limits and their ramp), `bridge` (bridge mode's own SOC and
-limits) and `deadlines` (when to decide next).
+It wires the pieces, each in its own module: `readings` (measure, stale data, input
+signals), `error_book` (debounce, latches, acknowledgement, go-safe requests),
+`contactor_stage`, `thermal`, `pack_soc` + `levels`, `balancer`, `signals`, `reasons`,
+`limiting` (+ `bridge` in bridge mode), `relays`, `indicators`, `reason_times`;
+`deadlines` says when to step next.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import TYPE_CHECKING
 
 from gateway.board import RELAY_COUNT
 from gateway.control import bridge
-from gateway.control import contactors as ctr
 from gateway.control.balancer import Balancer
 from gateway.control.bridge import BRIDGED_LIMIT_POINTS, BRIDGED_SOC_POINTS
+from gateway.control.contactor_stage import ContactorStage
 from gateway.control.deadlines import next_decision_s
 from gateway.control.debounce import Debounced
 from gateway.control.detect import detect
@@ -47,7 +48,6 @@ from gateway.control.reasons import decide_reasons
 from gateway.control.relays import decide_outputs, decide_relays
 from gateway.control.settings import EXTRA_SIGNALS, resolve
 from gateway.control.signals import signal_states
-from gateway.control.switching import ContactorControl, EndOfCharge
 from gateway.control.table import BY_NAME
 from gateway.control.thermal import decide_thermal
 from gateway.core.events import Notice
@@ -95,10 +95,7 @@ class Engine:
         self.boards = config.logic.addresses
         self.relay_functions = config.relays.functions()
         self.output_functions = config.outputs.functions()
-        cc, dc = config.charge_control, config.discharge_control
-        self.charge = ContactorControl(cc.ton_s, cc.toff_s)
-        self.discharge = ContactorControl(dc.ton_s, dc.toff_s)
-        self.eoc = EndOfCharge()
+        self.contactors = ContactorStage(config, self.settings)
         self.heater = Debounced()
         self.cooler = Debounced()
         self.levels = IndicationLevels(config.signal_levels)
@@ -194,7 +191,7 @@ class Engine:
                 (cfg.cooler, self.cooler),
                 *self.levels.pairs(),
             ),
-            controls=(self.charge, self.discharge),
+            controls=(self.contactors.charge, self.contactors.discharge),
             boards=self.boards,
             state=self.state,
             started_s=self.started_s,
@@ -217,10 +214,7 @@ class Engine:
             faults=self.faults,
         )
         verdicts = detect(m, self.settings.protections)
-        notices = book.take_pending()
-        notices += book.debounce(now_s, verdicts, self.settings.protections, self.state.points)
-        book.reset_by_counter(now_s, self.state.points)
-        notices += book.take_pending()
+        notices = book.step(now_s, verdicts, self.settings.protections, self.state.points)
         active = book.active()
         critical = [n for n in active if BY_NAME[n].severity == "critical"]
 
@@ -233,39 +227,21 @@ class Engine:
         go_safe = bool(self.go_safe_requests) or ins.go_safe
 
         # contactors
-        b = ctr.blocks(
+        cells = m.cells() if m.cells_complete else []
+        cell_max = max(cells) if cells else None
+        cell_min = min(cells) if cells else None
+        cs = self.contactors.step(
+            now_s,
+            ins=ins,
             first_valid_scan=self.first_valid_scan,
             controller=self.controller,
             stale=stale,
             go_safe=go_safe,
             active=active,
-            inhibit_charging=ins.inhibit_charging,
-            inhibit_discharging=ins.inhibit_discharging,
             errors=self.errors,
-        )
-        creq = ctr.charge_request(
-            cfg.charge_control.mode,
-            charger_connected=ins.charger_connected,
-            request_input=ins.charge_request,
-            power_down=ins.power_down,
-        )
-        dreq = ctr.discharge_request(
-            cfg.discharge_control.mode,
-            charger_connected=ins.charger_connected,
-            request_input=ins.discharge_request,
-        )
-        cells = m.cells() if m.cells_complete else []
-        cell_max = max(cells) if cells else None
-        cell_min = min(cells) if cells else None
-        eoc_edge = self.eoc.update(
-            now_s=now_s,
             cell_max_v=cell_max,
-            end_of_charge_v=self.settings.end_of_charge_voltage,
-            recharge_v=self.settings.recharge_voltage,
         )
-        c = ctr.decide_contactors(
-            now_s, b, creq, dreq, self.charge, self.discharge, end_of_charge=self.eoc.active
-        )
+        c, b, eoc = cs.c, cs.b, self.contactors.eoc
 
         # heater / cooler
         stopping = b.common + critical
@@ -287,7 +263,7 @@ class Engine:
             now_s,
             current_a=m.current_a,
             cells=cells,
-            end_of_charge_reached=eoc_edge is True,
+            end_of_charge_reached=cs.eoc_edge is True,
             bridged=None if self.controller else bridge.bridged_soc(self.state, now_s, timeout_s),
         )
         self.levels.update(now_s, soc, m.current_a)
@@ -310,7 +286,7 @@ class Engine:
             low_soc=self.levels.low_soc.active,
             high_charging_current=self.levels.high_charging_current.active,
             critical=bool(critical),
-            end_of_charge=self.eoc.active,
+            end_of_charge=eoc.active,
             go_safe=go_safe,
             any_error=bool(active),
         )
@@ -320,9 +296,9 @@ class Engine:
             now_s,
             c=c,
             b=b,
-            charge_ctl=self.charge,
-            discharge_ctl=self.discharge,
-            end_of_charge=self.eoc.active,
+            charge_ctl=self.contactors.charge,
+            discharge_ctl=self.contactors.discharge,
+            end_of_charge=eoc.active,
             end_of_charge_v=self.settings.end_of_charge_voltage,
             power_down=ins.power_down,
             thermal=th,
@@ -356,13 +332,11 @@ class Engine:
                 discharge_blocked=()
                 if c.discharge_closed
                 else tuple(reasons["discharge_contactor"]),
-                end_of_charge=self.eoc.active,
+                end_of_charge=eoc.active,
                 cells=self.settings.cells_in_series or len(self.boards) * cfg.logic.cells_per_board,
             ),
             # bridge mode: the bridged board's own limits, while fresh
-            []
-            if self.controller
-            else bridge.bridged_limits(self.state, now_s, cfg.soc.bridge_timeout_s),
+            [] if self.controller else bridge.bridged_limits(self.state, now_s, timeout_s),
         )
         reasons.update(limit_reasons)  # cvl, ccl, dcl
 

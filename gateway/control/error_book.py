@@ -76,6 +76,22 @@ class ErrorBook:
         """The active errors (debounced here or reported by a bridged BMS), in table order."""
         return [n for n in ERROR_NAMES if self.errors[n].active or n in self.point_errors]
 
+    def step(
+        self,
+        now_s: float,
+        verdicts: dict[str, Verdict],
+        protections: Mapping[str, Params],
+        points: Mapping[str, object],
+    ) -> list[Notice]:
+        """Debounce this step's verdicts, then apply an error reset by the counter point.
+
+        Returns the notices of this step, after those gathered since the last one.
+        """
+        notices = self.take_pending()
+        notices += self.debounce(now_s, verdicts, protections, points)
+        self.reset_by_counter(now_s, points)
+        return notices + self.take_pending()
+
     def take_pending(self) -> list[Notice]:
         """The notices gathered since the last step (and forget them)."""
         notices, self.pending = self.pending, []
