@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters.logic import LogicAdapter, classify_garbage, create
+from gateway.adapters.logic import LogicAdapter, create
+from gateway.adapters.logic_health import classify_garbage
 from gateway.app import build_context
 from gateway.config import GatewayConfig, load_config
 from gateway.core.bus import Overflow, Subscription
