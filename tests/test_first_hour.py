@@ -20,6 +20,7 @@ from gateway.core.errors import ConfigError
 from gateway.sim.logic_server import LogicRtuServer, serve_on_pty
 from gateway.sim.pack import PackModel
 from tests.support.broker import Broker, free_port
+from tests.support.waiting import until
 
 README_HARDWARE = """\
 gateway:
@@ -349,15 +350,15 @@ def test_commission_wrong_mqtt_password_says_what_to_check(tmp_path: Path) -> No
 
 
 async def wait_port(port: int) -> None:
-    for _ in range(200):
+    async def accepting() -> bool:
         try:
             _r, w = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
-            await asyncio.sleep(0.02)
-            continue
+            return False
         w.close()
-        return
-    raise AssertionError("broker did not start")
+        return True
+
+    await until(accepting, f"the broker to listen on port {port}", timeout_s=10)
 
 
 # --- reasons in words -------------------------------------------------------------------------
@@ -397,7 +398,6 @@ async def test_bridge_mode_shows_what_the_bridged_board_reports(
     from gateway.core.clock import RealClock
     from gateway.sim.main2x import Main2xSimulator, serve_main2x
     from tests.support.tasks import running
-    from tests.support.waiting import until
 
     pack = PackModel(boards=2, cells_per_board=4, current_a=12.5)
     sim = Main2xSimulator(pack)
@@ -408,6 +408,7 @@ async def test_bridge_mode_shows_what_the_bridged_board_reports(
             "gateway": {"mode": "bridge", "state_dir": str(tmp_path)},
             "mqtt": {"enabled": False},
             "metrics": {"enabled": False},
+            "web": {"port": 0},
             "modbus": {"devices": [device]},
         },
         env=False,
