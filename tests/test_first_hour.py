@@ -465,7 +465,7 @@ def test_config_accepts_soc_as_a_fraction_or_in_percent(written: object, tmp_pat
 
 def test_commission_clicks_only_confirmed_relays_and_opens_them_again(tmp_path: Path) -> None:
     """With every check passed, relays move only after a confirmation, and open again."""
-    from gateway.commands import commission as cm
+    from gateway.commands.commission_relays import check_relays
     from gateway.hal.drivers import Drivers, sim_drivers
 
     cfg = load_config(overrides={"gateway": {"state_dir": str(tmp_path)}}, env=False)
@@ -493,7 +493,7 @@ def test_commission_clicks_only_confirmed_relays_and_opens_them_again(tmp_path: 
     report = Report()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("gateway.hal.drivers.build_drivers", drivers)
-        cm._relays(cfg, report, True, {1}, ask)
+        check_relays(cfg, report, True, {1}, ask)
     steps = {c.step: c for c in report.checks}
     assert steps["relay 1 (discharge_contactor)"].verdict == "pass"  # confirmed by --yes-relay
     assert steps["relay 3 (charge_contactor)"].verdict == "pass"  # confirmed when asked
@@ -504,5 +504,5 @@ def test_commission_clicks_only_confirmed_relays_and_opens_them_again(tmp_path: 
     assert len(asked) == 3  # relays 2, 3 and 4 were asked; 1 was confirmed up front
 
     blocked = Report()
-    cm._relays(cfg, blocked, False, {1, 2, 3, 4}, lambda _q: True)
+    check_relays(cfg, blocked, False, {1, 2, 3, 4}, lambda _q: True)
     assert [c.verdict for c in blocked.checks] == ["skip"]  # a failed check blocks them all
