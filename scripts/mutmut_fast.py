@@ -244,17 +244,26 @@ def _patch_type_check_mapping() -> None:
 # Safety-relevant modules first, so that a run stopped for time has covered them.
 PRIORITY = [
     "contactors",
+    "contactor_stage",
     "relays",
     "switching",
+    "signals",
+    "engine",
     "debounce",
     "detect",
+    "error_book",
+    "latches",
+    "readings",
     "measure",
     "thermal",
     "balancing",
-    "latches",
+    "balancer",
     "commands",
     "limits",
-    "engine",
+    "limiting",
+    "deadlines",
+    "wake",
+    "bridge",
 ]
 
 
