@@ -52,12 +52,15 @@ DOC = Path("docs/mutation-survivors.md")
 
 def load() -> dict[str, dict[str, str]]:
     """{module file: {mutant name: status}}"""
+    caught = Path("mutants/mypy-caught.json")
+    mypy = set(json.loads(caught.read_text(encoding="utf-8"))) if caught.exists() else set()
     out: dict[str, dict[str, str]] = {}
     for meta in sorted(Path("mutants/gateway/control").glob("*.py.meta")):
         data = json.loads(meta.read_text(encoding="utf-8"))
         codes = data["exit_code_by_key"]
         out[meta.name.removesuffix(".meta")] = {
-            name: STATUS.get(code, "crashed") for name, code in codes.items()
+            name: "mypy" if code is None and name in mypy else STATUS.get(code, "crashed")
+            for name, code in codes.items()
         }
     return out
 

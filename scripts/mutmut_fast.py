@@ -187,6 +187,7 @@ def _patch_type_check_mapping() -> None:
     """Same mapping of mypy errors to mutants as mutmut's, with `ast` positions instead of
     libcst metadata (minutes on the 30 000-line generated engine module, here seconds)."""
     import ast
+    import json
     from pathlib import Path
 
     import mutmut.__main__ as mutmut_main
@@ -236,6 +237,8 @@ def _patch_type_check_mapping() -> None:
                         path.relative_to(Path(".").absolute()), where.function_name
                     )
                     found[name] = FailedTypeCheckMutant(where, name, error)
+        # every mutant mypy rejects, also those a stopped run never reached (for the report)
+        Path("mutants/mypy-caught.json").write_text(json.dumps(sorted(found)), encoding="utf-8")
         return found
 
     mutmut_main.filter_mutants_with_type_checker = filter_mutants_with_type_checker
