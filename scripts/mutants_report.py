@@ -105,7 +105,8 @@ def write_docs(results: dict[str, dict[str, str]], summary: str) -> None:
     out = [
         "# Surviving mutants of gateway/control/ (generated)",
         "",
-        "Written by `scripts/mutants_report.py --docs` from the last full `make mutants` run;",
+        "Written by `scripts/mutants_report.py --docs` from the last `make mutants` run (its",
+        "coverage: `not checked`; a run stopped for time leaves mutants unchecked);",
         "the reasons are in [testing.md](testing.md#mutation-testing-make-mutants-not-in-ci).",
         "`survived`: the tests that execute the line passed with the mutant; `no tests`: no",
         "selected test executes the line.",
