@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict gateway
 	$(BIN)/lint-imports --no-cache
 
-# Mutation testing of gateway/control/ with mutmut (~1 h on 2 cores; not part of `make test` or
+# Mutation testing of gateway/control/ with mutmut (~2.5 h on a shared 2-core machine; not in `make test` or
 # CI). Results and surviving mutants: docs/testing.md. MUTANTS='gateway.control.relays*' limits it.
 mutants: $(STAMP)
 	$(PIP) "mutmut==3.8.1"
