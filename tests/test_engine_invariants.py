@@ -3,7 +3,8 @@
 Hypothesis drives a rig (2 boards x 4 cells, four assigned inputs) through random cell
 voltages (also implausible ones), temperatures (also missing and implausible), currents,
 a silent current sensor, silent inputs, silent boards, cell front-end faults, contacts and
-go-safe, with one root-cause diagnosis disabled in some stories. The engine runs
+go-safe, with one root-cause diagnosis (or the battery cover, which would catch stale
+inputs at the same instant) disabled in some stories. The engine runs
 event-driven, as in the gateway: it decides when an input arrives and at its own
 deadlines. Every 100 ms the oracle (tests/support/engine_oracle.py) computes from the raw
 readings in the state store and the configuration alone what must hold, and the relays,
@@ -85,12 +86,16 @@ FAULTS = (
     "overcurrent",
     "go_safe",
 )
-# the faults whose data a root-cause diagnosis owns: each meets that diagnosis disabled
-DIAGNOSED_FAULTS = {
+# Protections a story may disable: the root-cause diagnoses, and the battery cover (which
+# would otherwise catch stale inputs as a critical error at the same instant).
+DISABLED = (*DIAGNOSES, "battery_cover")
+# the faults whose unknown data each of them would catch: each meets it disabled
+DISABLED_FAULTS = {
     "current_sensor_fault": ("current_silent", "overcurrent"),
     "temperature_sensor_fault": ("sensor_lost", "sensor_implausible", "hot"),
     "logic_offline": ("board_silent",),
     "cell_voltage_implausible": ("cell_zero", "cell_high", "front_end"),
+    "battery_cover": ("inputs_silent", "contact_1"),
 }
 
 
@@ -111,25 +116,25 @@ class EngineStory(RuleBasedStateMachine):
         charge_mode=st.sampled_from(["always", "charger_connected"]),
         latch=st.booleans(),
         ton=st.sampled_from([0.0, 1.0]),
-        diagnosis_off=st.one_of(st.none(), st.sampled_from(DIAGNOSES)),
+        disabled=st.one_of(st.none(), st.sampled_from(DISABLED)),
     )
     def build(
         self,
         charge_mode: str,
         latch: bool,
         ton: float,
-        diagnosis_off: str | None = None,
+        disabled: str | None = None,
         never_valid: bool = False,
     ) -> None:
-        """The rig; `diagnosis_off`: that root-cause diagnosis has `enable: false`;
+        """The rig; `disabled`: that protection has `enable: false`;
         `never_valid`: the boards' cell total never matches `pack.cells_in_series` (with
         `cell_count_mismatch` disabled, only the first-scan rule keeps the relays open)."""
         protections: dict[str, dict[str, object]] = {
             "cell_overvoltage": {"latch": latch},
             "low_temperature_charge": {"latch": latch},
         }
-        if diagnosis_off is not None:
-            protections[diagnosis_off] = {"enable": False}
+        if disabled is not None:
+            protections[disabled] = {"enable": False}
         if never_valid:
             protections["cell_count_mismatch"] = {"enable": False}
         cfg = load_config(
@@ -354,14 +359,15 @@ def test_every_fault_on_a_healthy_pack_keeps_the_invariants(fault: str, cold: bo
 
 @pytest.mark.parametrize("cold", [False, True], ids=["warm", "cold"])
 @pytest.mark.parametrize(
-    ("diagnosis", "fault"), [(d, f) for d, faults in DIAGNOSED_FAULTS.items() for f in faults]
+    ("disabled", "fault"), [(d, f) for d, faults in DISABLED_FAULTS.items() for f in faults]
 )
-def test_a_disabled_diagnosis_never_makes_the_pack_less_safe(
-    diagnosis: str, fault: str, cold: bool
+def test_a_disabled_protection_never_makes_the_pack_less_safe(
+    disabled: str, fault: str, cold: bool
 ) -> None:
-    """With the root-cause diagnosis of the fault's data disabled, the relays still open on
-    the unknown data and its dependent protections count it as a breach."""
-    episodes(fault, cold, diagnosis_off=diagnosis)
+    """With the root-cause diagnosis of the fault's data (or the battery cover) disabled, the
+    relays still open on the unknown data and its dependent protections count it as a
+    breach."""
+    episodes(fault, cold, disabled=disabled)
 
 
 @pytest.mark.parametrize("fault", ["go_safe", "contact_2"])

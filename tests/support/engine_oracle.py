@@ -217,7 +217,8 @@ class Oracle:
         }
         trips = {name: limit(name, *how) for name, how in judged.items()}
         cover_s, sensor_s = self.p["battery_cover"].set_delay_s, self.p[SENSOR_FAULT].set_delay_s
-        critical = self.held("battery_cover", asserted("battery_cover"), t, cover_s) | self.held(
+        cover = asserted("battery_cover") and self.on("battery_cover")
+        critical = self.held("battery_cover", cover, t, cover_s) | self.held(
             SENSOR_FAULT, sensor_fault and self.on(SENSOR_FAULT), t, sensor_s
         )
         h = self.config.heater
