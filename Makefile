@@ -10,20 +10,16 @@ PIP := $(BIN)/pip install --disable-pip-version-check -q
 
 .PHONY: run test lint venv venv-run clean mutants
 
-$(BIN)/python:
-	@echo "creating the virtual environment in $(VENV)/ ..."
-	$(PYTHON) -m venv $(VENV)
-
 # Runtime only: the gateway and its libraries, no development tools.
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	@echo "installing the gateway's runtime into $(VENV)/ (first run only) ..."
-	$(PIP) -e .
+$(RUN_STAMP): pyproject.toml scripts/venv
+	@echo "installing the gateway's runtime into $(VENV)/ (first run only, a few seconds) ..."
+	@PYTHON=$(PYTHON) VENV=$(VENV) ./scripts/venv -e .
 	@touch $(RUN_STAMP)
 
 # Everything the tests need: the runtime, the dev tools and the bundled example plugin.
-$(STAMP): pyproject.toml plugins/bms-gateway-jsonl/pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml plugins/bms-gateway-jsonl/pyproject.toml scripts/venv
 	@echo "installing the gateway and its development tools into $(VENV)/ ..."
-	$(PIP) -e '.[dev]' -e plugins/bms-gateway-jsonl
+	@PYTHON=$(PYTHON) VENV=$(VENV) ./scripts/venv -e '.[dev]' -e plugins/bms-gateway-jsonl
 	@touch $(STAMP) $(RUN_STAMP)
 
 venv-run: $(RUN_STAMP)

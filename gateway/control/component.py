@@ -19,9 +19,10 @@ import math
 
 from prometheus_client import Counter, Gauge
 
+from gateway.control.bridge import BRIDGED_SOC_POINTS
 from gateway.control.commands import CommandRequested, apply_command
 from gateway.control.detect import CHARGER_FAULT_POINTS
-from gateway.control.engine import BRIDGED_SOC_POINTS, Engine, StepResult
+from gateway.control.engine import Engine, StepResult
 from gateway.control.latches import PERSISTENCE_FAULT
 from gateway.control.measure import (
     CHARGER_CONNECTED_POINT,
