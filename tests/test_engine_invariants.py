@@ -39,7 +39,7 @@ import os
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
@@ -377,13 +377,10 @@ def test_no_relay_closes_before_a_valid_scan(fault: str) -> None:
     episodes(fault, True, never_valid=True)
 
 
-# `make mutants` runs it once per mutant: BMSGW_INVARIANT_EXAMPLES bounds it there;
-# BMSGW_INVARIANT_NO_SHRINK=1 (scripts/safety-mutants) reports a failure without shrinking it.
+# `make mutants` runs it once per mutant: BMSGW_INVARIANT_EXAMPLES bounds it there.
 EXAMPLES = int(os.environ.get("BMSGW_INVARIANT_EXAMPLES", "0")) or (400 if SLOW else 60)
-NO_SHRINK = os.environ.get("BMSGW_INVARIANT_NO_SHRINK") == "1"
 EngineStory.TestCase.settings = settings(
     max_examples=EXAMPLES,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate] if NO_SHRINK else list(Phase),
     stateful_step_count=60 if SLOW else 25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
