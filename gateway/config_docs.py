@@ -23,12 +23,97 @@ Every key has a default that runs: with no file at all the gateway starts its em
 simulator. Environment variables override file keys: prefix `BMSGW_`, `__` between levels,
 e.g. `BMSGW_MQTT__PORT=1884`, `BMSGW_MQTT__PASSWORD=...`. Unknown keys are errors.
 Entries written `a.<name>` are maps whose keys you choose (e.g. `protections.<error>`).
-State of charge is shown in % everywhere (MQTT, Home Assistant, logs); SOC keys accept both
-forms: a fraction `0.6`, or percent `60` / `"60 %"` (a number above 1 is read as percent).
-Errors name the file, the line and the dotted key (`cfg.yaml:12: mqtt.hots: unknown key
-(did you mean 'host'?)`) and never repeat a secret.
+State of charge is in % wherever the gateway shows it; SOC keys accept both forms (see
+"State of charge units" below). Errors name the file, the line and the dotted key
+(`cfg.yaml:12: mqtt.hots: unknown key (did you mean 'host'?)`) and never repeat a secret.
+
+## State of charge units
+
+Every SOC the gateway shows is in % (0..100). Every SOC it reads from you (config keys,
+environment overrides, scenario files, `simulate --soc`) may be written in percent, `60` or
+`"60 %"`, or as a fraction, `0.6`: a number above 1 is percent, a number 0..1 a fraction (so
+`1` is 100 %; write one percent as `"1 %"`). A value outside 0..100 % is refused with the
+key and these forms. The SOC keys: `simulator.soc`, `limits.charge_soc_derate_start`,
+`limits.discharge_soc_derate_start`, `signal_levels.low_soc.min`/`.max`/`.tolerant`; in
+scenarios `battery.soc` and `expect.soc` (docs/scenarios.md). `limits.charge_soc_min_fraction`
+is a fraction of the CCL, not a SOC.
 
 """
+
+
+SOC_UNITS: tuple[tuple[str, str, str], ...] = (
+    # (place, unit, test): the audit of every place a user meets the state of charge
+    (
+        "config keys above, `BMSGW_` overrides",
+        "input: % or 0..1",
+        "`tests/test_soc_percent.py`, `tests/test_first_hour.py`",
+    ),
+    (
+        "scenario `battery.soc`, `expect.soc` and the printed lines",
+        "input: % or 0..1; printed %",
+        "`tests/test_soc_percent.py`, `scenarios/soc_counting.yaml`",
+    ),
+    (
+        "`bms-gateway simulate --soc`",
+        "input: % or 0..1 (default 60)",
+        "`tests/test_soc_percent.py`",
+    ),
+    (
+        "MQTT `state` field `soc`; history series `soc` (`/api/history`, `history export`)",
+        "% 0..100, 0.1",
+        "`tests/test_payloads.py`, `tests/test_soc_percent.py`, `tests/test_web_api.py`",
+    ),
+    (
+        "bridged points `main2x.soc_pct`, `bms_main.soc_pct` (MQTT `points`)",
+        "%",
+        "`tests/test_modbus_bridge.py`, `tests/test_bridge_soc.py`",
+    ),
+    (
+        "Home Assistant sensor `soc`",
+        "%, `device_class: battery`",
+        "`tests/test_homeassistant.py`",
+    ),
+    (
+        "dashboard: `/api/state`, `/api/history`, the page",
+        "%",
+        "`tests/test_web_api.py`, `tests/test_web_browser.py`",
+    ),
+    (
+        "summary log line (`SOC 61 %`)",
+        "%",
+        "`tests/test_web_words.py`",
+    ),
+    (
+        "`low_soc` reason (state `reasons`, logs: `soc 15.0 %`)",
+        "%",
+        "`tests/test_soc_percent.py`",
+    ),
+    (
+        "Modbus server IR 0x3014 and `main2x.soc_pct` IR 0x2100 (REAL32)",
+        "% 0..100, no scale",
+        "`tests/test_modbus_bridge.py`",
+    ),
+    (
+        "CAN inverter 0x355 `Soc` (1 %), `SocHighRes` (0.01 %)",
+        "% (protocol)",
+        "`tests/test_can_protocols.py`, `tests/test_can_dbc.py`",
+    ),
+    (
+        "CAN CANopen TPDO1 `Soc`",
+        "% (protocol)",
+        "`tests/test_can_dbc.py`",
+    ),
+    (
+        "Prometheus `bms_state_of_charge_ratio`",
+        "ratio 0..1 (Prometheus naming); Grafana shows it as % (`percentunit`)",
+        "`tests/test_prometheus.py`, `tests/test_soc_percent.py`",
+    ),
+    (
+        "`<gateway.state_dir>/soc.json`",
+        "fraction 0..1 (internal file, not an interface)",
+        "`tests/test_engine_component.py`",
+    ),
+)
 
 
 def _type_name(annotation: Any) -> str:
@@ -112,6 +197,8 @@ def _rows(model: type[BaseModel], prefix: str, seen: set[str]) -> list[str]:
 
 def render() -> str:
     """Return the whole reference as Markdown."""
-    lines = [HEADER, "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    lines = [HEADER, "| place | unit | test |", "| --- | --- | --- |"]
+    lines += [f"| {place} | {unit} | {test} |" for place, unit, test in SOC_UNITS]
+    lines += ["", "## Keys", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     lines.extend(_rows(GatewayConfig, "", set()))
     return "\n".join(lines) + "\n"

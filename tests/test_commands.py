@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from gateway.config import load_config
 from gateway.control.commands import GO_SAFE
+from gateway.control.latches import GO_SAFE_FILE, LEGACY_GO_SAFE_FILE
 from gateway.control.names import ERROR_NAMES
 from gateway.publishers import commands
 from gateway.publishers.commands import CommandTopics, Rejected, parse_command
@@ -118,6 +119,12 @@ async def rig(world: World, broker: Broker) -> AsyncIterator[Rig]:
             await cancel_for_sure(t, retry_s=0.1)
 
 
+def go_safe_on_disk(tmp_path: Path) -> set[str]:
+    """The go-safe sources in the engine's state file."""
+    data = json.loads((tmp_path / "state" / GO_SAFE_FILE).read_text(encoding="utf-8"))
+    return set(data["requests"])
+
+
 async def wait_for(got: list[dict[str, Any]], what: str, **match: Any) -> dict[str, Any]:
     def found() -> dict[str, Any] | None:
         return next((m for m in got if all(m.get(k) == v for k, v in match.items())), None)
@@ -149,7 +156,8 @@ async def test_go_safe_on_opens_every_relay_next_cycle_and_off_releases(
         assert reply["ok"] is True and isinstance(reply["request"], int)
         await wait_for(events, "command_received", type="command_received", argument="on")
         await wait_for(events, "command_applied", type="command_applied", ok=True)
-        assert (tmp_path / "state" / commands.GO_SAFE_FILE).exists()
+        assert go_safe_on_disk(tmp_path) == {"mqtt"}  # the engine's file, the one that counts
+        assert not (tmp_path / "state" / LEGACY_GO_SAFE_FILE).exists()  # no second copy
 
         await r.run_until(r.t + 3.0)
         assert r.closed() == []  # and stays open
@@ -157,7 +165,7 @@ async def test_go_safe_on_opens_every_relay_next_cycle_and_off_releases(
         await r.command("go_safe", json.dumps({"active": False, "token": TOKEN}))
         await r.run_until(r.t + 3.0)
         assert 1 in r.closed()
-        assert not (tmp_path / "state" / commands.GO_SAFE_FILE).exists()
+        assert go_safe_on_disk(tmp_path) == set()
         await until(
             lambda: len([m for m in results if m["command"] == "go_safe" and m["ok"]]) == 2,
             "release reply",
@@ -266,24 +274,26 @@ async def test_retained_commands_are_ignored(tmp_path: Path, broker: Broker) -> 
         assert reply["ok"] is False and "retained" in reply["detail"]
 
 
-async def test_a_persisted_go_safe_request_survives_a_restart(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / commands.GO_SAFE_FILE).write_text('{"active": true, "since": null}')
-    world = make_world(tmp_path, None)
-    ext = CommandTopics(world.ctx)  # mqtt is off here: only the restore path runs
-    task = asyncio.create_task(ext.run())
-    try:
-        await asyncio.sleep(0)
-        t = 0.0
-        while t <= 3.0:
-            world.logic.poll(t)
-            world.engine.cycle(t)
-            t = round(t + 0.1, 6)
-        assert not any(world.ctx.drivers.relays.relay_closed(n) for n in RELAYS)
-        assert world.ctx.store.state.control.reasons["go_safe"] == ["mqtt"]
-    finally:
-        await cancel_for_sure(task)
+@pytest.mark.broker
+async def test_an_mqtt_go_safe_request_survives_a_restart_through_the_engines_file(
+    tmp_path: Path, broker: Broker
+) -> None:
+    world = make_world(tmp_path, broker)
+    async with rig(world, broker) as r:
+        await r.run_until(3.0)
+        assert 1 in r.closed()
+        await r.command("go_safe", "on")
+        await r.run_until(r.t)
+        assert r.closed() == []
+    world.engine.shutdown()
+
+    # Restarted without MQTT (no command front end at all): the engine restores the request.
+    again = make_world(tmp_path, None)
+    stepper = WorldStepper(again)
+    await stepper.run_until(5.0)
+    assert not any(again.ctx.drivers.relays.relay_closed(n) for n in RELAYS)
+    assert again.ctx.store.state.control.reasons["go_safe"] == ["mqtt"]
+    assert go_safe_on_disk(tmp_path) == {"mqtt"}
 
 
 def test_disabled_commands_register_nothing(tmp_path: Path) -> None:

@@ -10,7 +10,13 @@ from prometheus_client import CollectorRegistry
 
 from gateway.app import build_context
 from gateway.config import load_config
-from gateway.control.energy import EnergyComponent, EnergyCounter, energy_path, load_totals
+from gateway.control.energy import (
+    EnergyComponent,
+    EnergyCounter,
+    TotalsFile,
+    energy_path,
+    load_totals,
+)
 from gateway.core.clock import VirtualClock
 from gateway.core.events import BoardScanned, PackMeasured
 from gateway.core.state import EnergyTotals
@@ -94,3 +100,17 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
     assert second.charge_in_ah == pytest.approx(first.charge_in_ah)
     assert second.charge_out_ah == pytest.approx(10.0, rel=1e-3)
     assert second.cycles == pytest.approx(0.1, rel=1e-3)
+
+
+def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path: Path) -> None:
+    """The periodic save (a worker thread a shutdown cannot stop) and the final save may
+    reach the disk in either order: the newest totals must be the ones kept."""
+    totals_file = TotalsFile(tmp_path)
+    totals = EnergyTotals(charge_in_ah=1.0)
+    older = totals_file.snapshot(totals)
+    totals.charge_in_ah = 2.0
+    newer = totals_file.snapshot(totals)
+    assert totals_file.save(*newer)
+    assert totals_file.save(*older)  # late: skipped, not an error
+    assert load_totals(tmp_path).charge_in_ah == 2.0
+    assert older[1].charge_in_ah == 1.0  # a snapshot is a copy, not the live totals

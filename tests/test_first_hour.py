@@ -20,6 +20,7 @@ from gateway.core.errors import ConfigError
 from gateway.sim.logic_server import LogicRtuServer, serve_on_pty
 from gateway.sim.pack import PackModel
 from tests.support.broker import Broker, free_port
+from tests.support.waiting import until
 
 README_HARDWARE = """\
 gateway:
@@ -349,15 +350,15 @@ def test_commission_wrong_mqtt_password_says_what_to_check(tmp_path: Path) -> No
 
 
 async def wait_port(port: int) -> None:
-    for _ in range(200):
+    async def accepting() -> bool:
         try:
             _r, w = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
-            await asyncio.sleep(0.02)
-            continue
+            return False
         w.close()
-        return
-    raise AssertionError("broker did not start")
+        return True
+
+    await until(accepting, f"the broker to listen on port {port}", timeout_s=10)
 
 
 # --- reasons in words -------------------------------------------------------------------------
@@ -397,7 +398,6 @@ async def test_bridge_mode_shows_what_the_bridged_board_reports(
     from gateway.core.clock import RealClock
     from gateway.sim.main2x import Main2xSimulator, serve_main2x
     from tests.support.tasks import running
-    from tests.support.waiting import until
 
     pack = PackModel(boards=2, cells_per_board=4, current_a=12.5)
     sim = Main2xSimulator(pack)
@@ -408,6 +408,7 @@ async def test_bridge_mode_shows_what_the_bridged_board_reports(
             "gateway": {"mode": "bridge", "state_dir": str(tmp_path)},
             "mqtt": {"enabled": False},
             "metrics": {"enabled": False},
+            "web": {"port": 0},
             "modbus": {"devices": [device]},
         },
         env=False,
@@ -464,7 +465,7 @@ def test_config_accepts_soc_as_a_fraction_or_in_percent(written: object, tmp_pat
 
 def test_commission_clicks_only_confirmed_relays_and_opens_them_again(tmp_path: Path) -> None:
     """With every check passed, relays move only after a confirmation, and open again."""
-    from gateway.commands import commission as cm
+    from gateway.commands.commission_relays import check_relays
     from gateway.hal.drivers import Drivers, sim_drivers
 
     cfg = load_config(overrides={"gateway": {"state_dir": str(tmp_path)}}, env=False)
@@ -492,7 +493,7 @@ def test_commission_clicks_only_confirmed_relays_and_opens_them_again(tmp_path: 
     report = Report()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("gateway.hal.drivers.build_drivers", drivers)
-        cm._relays(cfg, report, True, {1}, ask)
+        check_relays(cfg, report, True, {1}, ask)
     steps = {c.step: c for c in report.checks}
     assert steps["relay 1 (discharge_contactor)"].verdict == "pass"  # confirmed by --yes-relay
     assert steps["relay 3 (charge_contactor)"].verdict == "pass"  # confirmed when asked
@@ -503,5 +504,5 @@ def test_commission_clicks_only_confirmed_relays_and_opens_them_again(tmp_path: 
     assert len(asked) == 3  # relays 2, 3 and 4 were asked; 1 was confirmed up front
 
     blocked = Report()
-    cm._relays(cfg, blocked, False, {1, 2, 3, 4}, lambda _q: True)
+    check_relays(cfg, blocked, False, {1, 2, 3, 4}, lambda _q: True)
     assert [c.verdict for c in blocked.checks] == ["skip"]  # a failed check blocks them all

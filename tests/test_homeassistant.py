@@ -644,6 +644,7 @@ async def test_gateway_end_to_end_templates_resolve_against_the_published_state(
             "gateway": {"id": "gw-ha", "state_dir": str(tmp_path / "state")},
             "mqtt": {"host": broker.host, "port": broker.port, "publish_interval_s": 0.2},
             "metrics": {"port": 0},
+            "web": {"port": 0},
             "logic": {"boards": 2, "cells_per_board": 4, "poll_interval_s": 0.1},
             "homeassistant": {"per_cell_entities": True},
         },

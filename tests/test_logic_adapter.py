@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters.logic import LogicAdapter, classify_garbage, create
+from gateway.adapters.logic import LogicAdapter, create
+from gateway.adapters.logic_health import classify_garbage
 from gateway.app import build_context
 from gateway.config import GatewayConfig, load_config
 from gateway.core.bus import Overflow, Subscription
@@ -190,7 +191,9 @@ async def test_garbage_is_counted_and_the_next_good_reply_is_used(name: str) -> 
         return reply
 
     pack = PackModel(boards=2, cells_per_board=16)
-    async with rig(pack, reply_filter=reply_filter, boards=2) as (ctx, adapter, _):
+    # timeout 0.5 s, not the rig's 0.05 s: on a loaded machine a good reply can take longer
+    # than 50 ms, and that extra timeout would be counted beside the corruption under test.
+    async with rig(pack, reply_filter=reply_filter, boards=2, timeout_s=0.5) as (ctx, adapter, _):
         sub = notices(ctx)
         await adapter.poll_cycle()
         pack.force_cell_voltage(1, 7, 3.456)

@@ -20,6 +20,7 @@ from gateway.publishers.prometheus import PrometheusPublisher
 from gateway.sim.embedded import embedded_simulator
 from tests.support.broker import Broker
 from tests.support.tasks import cancel_for_sure
+from tests.support.waiting import until
 
 PROMTOOL = shutil.which("promtool")
 NAME = re.compile(r"^bms_[a-z0-9]+(_[a-z0-9]+)*$")
@@ -37,6 +38,7 @@ def gateway_config(broker: Broker, tmp_path: Path) -> GatewayConfig:
             "gateway": {"id": "gw-metrics", "state_dir": str(tmp_path / "state")},
             "mqtt": {"host": broker.host, "port": broker.port, "publish_interval_s": 0.2},
             "metrics": {"port": 0},
+            "web": {"port": 0},
             "logic": {"boards": 2, "cells_per_board": 4, "poll_interval_s": 0.1},
         },
         env=False,
@@ -77,13 +79,16 @@ async def scrape(port: int) -> str:
 
 async def live_scrape(broker: Broker, tmp_path: Path) -> str:
     async with running_gateway(gateway_config(broker, tmp_path)) as pub:
-        deadline = asyncio.get_running_loop().time() + 15
-        while True:  # wait until the simulator's boards were scanned and the engine cycled
+        bodies: list[str] = []
+
+        async def scanned_and_cycled() -> bool:
             body = await scrape(pub.port or 0)
-            if "bms_cell_voltage_volts{" in body and "bms_engine_cycles_total " in body:
-                return body
-            assert asyncio.get_running_loop().time() < deadline, "no cell voltages scraped"
-            await asyncio.sleep(0.1)
+            bodies.append(body)
+            return "bms_cell_voltage_volts{" in body and "bms_engine_cycles_total " in body
+
+        # wait until the simulator's boards were scanned and the engine cycled
+        await until(scanned_and_cycled, "cell voltages in a scrape", timeout_s=15, poll_s=0.1)
+        return bodies[-1]
 
 
 async def test_every_metric_follows_prometheus_naming(broker: Broker, tmp_path: Path) -> None:

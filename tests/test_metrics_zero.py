@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.adapters.logic import ERROR_KINDS
+from gateway.adapters.logic_health import ERROR_KINDS
 from gateway.app import build_components, build_context
 from gateway.config import load_config
 from gateway.control.names import ERROR_NAMES

@@ -12,6 +12,7 @@ allowed), in `seq` order, `seq` continuing across the restarts, each run with it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -24,11 +25,16 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
+from gateway.core.bus import EventBus
+from gateway.core.clock import VirtualClock
+from gateway.core.events import ErrorCleared
+from gateway.publishers.event_feed import EventFeed
 from gateway.publishers.outbox import OUTBOX_FILE, Dropped, Outbox
 from tests.support.broker import MOSQUITTO, Broker
 from tests.support.tcp_cut import TcpCut
-from tests.support.waiting import until_sync
+from tests.support.waiting import until, until_sync
 
 
 def _report(d: Dropped) -> dict[str, Any]:
@@ -296,3 +302,50 @@ def test_no_event_lost_or_reordered_across_outage_sigterm_and_sigkill(tmp_path: 
     assert [boots[0], boots[150], boots[-1]] == list(dict.fromkeys(boots))
     assert tags.count("g1") == 150 and tags.count("g3") == 50
     print(f"run 2 stored {n2} events before SIGKILL; {len(got) - len(order)} QoS 1 repeats")
+
+
+# --- shutdown: the store task may end before the sender ----------------------------------
+
+
+async def test_an_acknowledgement_after_the_store_task_ended_does_not_fail_the_sender(
+    tmp_path: Path,
+) -> None:
+    """On shutdown the store task (`EventFeed.run`) and the sender (`send`) are cancelled in
+    any order. When the store ended first it used to close the outbox, so an acknowledgement
+    arriving next failed the sender with "cannot schedule new futures after shutdown", which
+    the connection loop took for a lost broker and reconnected during shutdown. The owner now
+    closes the outbox after both have ended, and a call after that is dropped, not raised."""
+    bus, registry = EventBus(), CollectorRegistry()
+    failures = Counter("t_failures", "test", ["topic"], registry=registry)
+    feed = EventFeed(
+        bus,
+        VirtualClock(),
+        registry,
+        path=tmp_path / OUTBOX_FILE,
+        max_events=100,
+        boot_id="boot",
+        failures=failures,
+    )
+    store = asyncio.create_task(feed.run())
+    bus.publish(ErrorCleared(at_s=0.0, error="cell_overvoltage"))
+    await until(lambda: feed.backlog == 1, "the event stored")
+
+    in_flight: list[bytes] = []
+    acknowledged = asyncio.Event()
+
+    async def publish(payload: bytes) -> None:
+        in_flight.append(payload)
+        await acknowledged.wait()
+
+    sender = asyncio.create_task(feed.send(publish))
+    await until(lambda: bool(in_flight), "the event in flight")
+    store.cancel()  # shutdown reaches the store task first
+    await asyncio.gather(store, return_exceptions=True)
+    acknowledged.set()  # then the broker's acknowledgement arrives
+    await until(lambda: feed.backlog == 0, "the acknowledged event forgotten")
+    assert not sender.done(), sender.exception() if sender.done() else None
+    sender.cancel()
+    await asyncio.gather(sender, return_exceptions=True)
+    feed.close()
+    feed.close()  # idempotent
+    assert Outbox(tmp_path / OUTBOX_FILE, 100).read(0, 10) == []

@@ -89,6 +89,7 @@ def start(broker: Broker, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
         "BMSGW_MQTT__PORT": str(broker.port),
         "BMSGW_MQTT__PUBLISH_INTERVAL_S": "0.2",
         "BMSGW_METRICS__ENABLED": "false",
+        "BMSGW_WEB__PORT": "0",
     }
     return subprocess.Popen(
         [str(EXE), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

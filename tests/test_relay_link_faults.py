@@ -49,6 +49,7 @@ def _config(tmp: Path, port: int, **relays: Any) -> Any:
         overrides={
             "mqtt": {"enabled": False},
             "metrics": {"enabled": False},
+            "web": {"port": 0},
             "gateway": {"state_dir": str(tmp / "state")},
             "drivers": {
                 "relays": {
@@ -202,6 +203,7 @@ def _run_gateway_process(tmp: Path, port: int) -> subprocess.Popen[bytes]:
             {
                 "mqtt": {"enabled": False},
                 "metrics": {"enabled": False},
+                "web": {"port": 0},
                 "gateway": {"state_dir": str(tmp / "state")},
                 "drivers": {
                     "relays": {

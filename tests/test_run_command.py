@@ -48,6 +48,7 @@ def test_run_without_config_publishes_state_metrics_and_stops_cleanly(
         "BMSGW_MQTT__HOST": broker.host,
         "BMSGW_MQTT__PORT": str(broker.port),
         "BMSGW_METRICS__PORT": str(metrics_port),
+        "BMSGW_WEB__PORT": "0",
         "BMSGW_GATEWAY__STATE_DIR": str(tmp_path / "state"),
     }
     exe = Path(sys.executable).parent / "bms-gateway"

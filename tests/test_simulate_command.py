@@ -26,7 +26,7 @@ async def test_simulate_on_a_pty_serves_the_boards_until_interrupted() -> None:
         "--chemistry",
         "nmc",
         "--soc",
-        "0.9",
+        "90",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )

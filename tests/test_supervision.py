@@ -42,6 +42,7 @@ async def test_a_crashed_adapter_is_restarted_and_the_control_loop_keeps_running
         overrides={
             "mqtt": {"enabled": False},
             "metrics": {"enabled": False},
+            "web": {"port": 0},
             "gateway": {"state_dir": str(tmp_path)},
             "logic": {"poll_interval_s": 0.2},
         },
@@ -112,6 +113,7 @@ def test_an_engine_crash_opens_every_relay_and_exits_non_zero(
         overrides={
             "mqtt": {"enabled": False},
             "metrics": {"enabled": False},
+            "web": {"port": 0},
             "gateway": {"state_dir": str(tmp_path)},
             "drivers": {
                 "relays": {

@@ -24,6 +24,7 @@ from gateway.publishers.web.server import WebComponent
 from gateway.sim.embedded import embedded_simulator
 from tests.support.broker import Broker
 from tests.support.tasks import cancel_for_sure
+from tests.support.waiting import until
 
 DOCS = Path(__file__).parent.parent / "docs"
 
@@ -80,6 +81,7 @@ async def test_api_matches_mqtt_and_pages_history_and_events(
     ):
         base = web.url
         assert base is not None and base.startswith("http://127.0.0.1:")
+        assert int(base.rstrip("/").rsplit(":", 1)[1]) > 0  # web.port 0: the bound port is told
         assert f"dashboard: {base}" in caplog.messages
         # --- /api/state is the MQTT state document -------------------------------------
         await mqtt.subscribe("bms/gw-web/state")
@@ -105,12 +107,15 @@ async def test_api_matches_mqtt_and_pages_history_and_events(
         async def enough_rows() -> bool:
             return len((await history("?step=1"))["t"]) >= 4
 
-        deadline = asyncio.get_running_loop().time() + 20
-        while not await enough_rows():
-            assert asyncio.get_running_loop().time() < deadline, "no history rows"
-            await asyncio.sleep(0.3)
+        await until(enough_rows, "history rows", timeout_s=20, poll_s=0.3)
         default = await history("")
         assert set(default["series"]) >= {"voltage", "current", "soc", "cell_voltage_max"}
+        # SOC in % in the state document and in the history, like MQTT (docs/configuration.md)
+        soc_fraction = web.ctx.store.state.control.soc
+        assert soc_fraction is not None and 0 < soc_fraction < 1
+        assert from_api["soc"] == pytest.approx(soc_fraction * 100, abs=0.06)
+        socs = [v for v in (await history("?series=soc&step=1"))["series"]["soc"] if v is not None]
+        assert socs and all(v == pytest.approx(from_api["soc"], abs=0.5) for v in socs)
         assert default["step"] == 5.0  # one hour / 720 buckets
         full = await history("?step=1")
         now = full["t"][-1] + 1
@@ -216,11 +221,11 @@ async def test_acknowledge_a_latched_error_from_the_dashboard(
         async def view() -> Any:
             return await get(http, base + "api/view")
 
+        async def overvoltage_shown() -> bool:
+            return any(e["error"] == "cell_overvoltage" for e in (await view())["errors"])
+
         pack.force_cell_voltage(2, 1, 3.75)
-        deadline = asyncio.get_running_loop().time() + 15
-        while not any(e["error"] == "cell_overvoltage" for e in (await view())["errors"]):
-            assert asyncio.get_running_loop().time() < deadline, "no cell_overvoltage"
-            await asyncio.sleep(0.1)
+        await until(overvoltage_shown, "cell_overvoltage on /api/view", timeout_s=15, poll_s=0.1)
         (err,) = [e for e in (await view())["errors"] if e["error"] == "cell_overvoltage"]
         assert err["latched"] and "3.75" in err["detail"] and (await view())["allow_ack"]
         ack = {"error": "cell_overvoltage", "token": "web-ack-token-1"}
@@ -231,15 +236,17 @@ async def test_acknowledge_a_latched_error_from_the_dashboard(
         async with http.post(base + "api/ack", json=ack) as r:
             kept = await r.json()
         assert r.status == 200 and kept["ok"] is False and kept["kept"] == ["cell_overvoltage"]
-        pack.release("cells")
-        while True:  # released, and below `tolerant` for the clear delay: the ack clears it
+        results: list[Any] = []
+
+        async def ack_clears() -> bool:
             async with http.post(base + "api/ack", json=ack) as r:
-                result = await r.json()
-            if result["cleared"] == ["cell_overvoltage"]:
-                break
-            assert asyncio.get_running_loop().time() < deadline + 15, result
-            await asyncio.sleep(0.2)
-        assert result["ok"] is True
+                results.append(await r.json())
+            return bool(results[-1]["cleared"] == ["cell_overvoltage"])
+
+        pack.release("cells")
+        # released, and below `tolerant` for the clear delay: the ack clears it
+        await until(ack_clears, "the ack to clear cell_overvoltage", timeout_s=30, poll_s=0.2)
+        assert results[-1]["ok"] is True
         async with http.post(base + "api/ack", json={**ack, "error": "nope"}) as r:
             assert r.status == 400
         events = (await get(http, base + "api/events"))["events"]

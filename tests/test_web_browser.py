@@ -139,6 +139,7 @@ def test_dashboard_in_chromium(browser: Any, tmp_path: Path) -> None:
             "mqtt": {"enabled": False, "publish_interval_s": 0.5},
             "metrics": {"enabled": False},
             "logic": {"boards": BOARDS, "cells_per_board": CELLS, "poll_interval_s": 0.2},
+            # a fixed port: the page must find the restarted gateway at the same address
             "web": {"port": free_port()},
         },
         env=False,
@@ -156,6 +157,13 @@ def test_dashboard_in_chromium(browser: Any, tmp_path: Path) -> None:
         wait_for(browser, lambda d: js(d, "return document.querySelectorAll('.cell.ok').length")
                  == BOARDS * CELLS, 10, "every cell within its limits")  # fmt: skip
         assert js(browser, "return document.getElementById('link').textContent") == "live"
+
+        # SOC in % as on MQTT ("61.2 %"): the number the gateway's own state holds, × 100.
+        soc_text = "return document.getElementById('soc').textContent"
+        wait_for(browser, lambda d: js(d, soc_text).endswith(" %"), 10, "the SOC")
+        soc = gateway.web.ctx.store.state.control.soc if gateway.web is not None else None
+        assert soc is not None
+        assert float(js(browser, soc_text).removesuffix(" %")) == pytest.approx(soc * 100, abs=0.3)
 
         # A relay's reason in words (no codes with underscores).
         relay1 = "document.querySelector('tr[data-key=relay_1] td.why').textContent"

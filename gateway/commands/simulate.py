@@ -40,7 +40,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--cells", type=int, default=16, help="cells per board (1..18)")
     p.add_argument("--sensors", type=int, help="temperature sensors per board (default: cells)")
     p.add_argument("--chemistry", choices=["lfp", "nmc"], default="lfp")
-    p.add_argument("--soc", type=float, default=0.6, help="initial state of charge, 0..1")
+    p.add_argument(
+        "--soc", default="60", help="initial state of charge in %% (60, 60%%) or as 0..1 (0.6)"
+    )
     p.add_argument("--current", type=float, default=0.0, help="pack current, A (+ = charging)")
     p.add_argument(
         "--amplitude", type=float, default=20.0, help="amplitude of a slow current sine, A"

@@ -8,30 +8,22 @@ clear delay, Ton/Toff, staleness timeout or limit ramp step falls due
 (`Engine.next_decision_s`: one timer on the gateway clock, re-armed to the earliest
 deadline). A slow heartbeat every `engine.cycle_s` only renews the lease, blinks the
 indicators and looks at the drivers' fault reports. Whatever ends the loop (cancel,
-shutdown, an exception), every relay is driven open on the way out.
+shutdown, an exception), every relay is driven open on the way out. Which inputs wake a
+decision: `wake`; the component's metrics: `engine_metrics`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 
-from prometheus_client import Counter, Gauge
-
-from gateway.control.bridge import BRIDGED_SOC_POINTS
 from gateway.control.commands import CommandRequested, apply_command
-from gateway.control.detect import CHARGER_FAULT_POINTS
 from gateway.control.engine import Engine, StepResult
+from gateway.control.engine_metrics import EngineMetrics
 from gateway.control.latches import PERSISTENCE_FAULT
-from gateway.control.measure import (
-    CHARGER_CONNECTED_POINT,
-    ERROR_POINT_PREFIX,
-    ERROR_RESET_POINT,
-    OVERRIDE_POINT_PREFIX,
-)
 from gateway.control.names import ERROR_NAMES
 from gateway.control.soc import SOC_FILE, load_soc
+from gateway.control.wake import WakeFilter
 from gateway.core.bus import Overflow
 from gateway.core.context import GatewayContext
 from gateway.core.events import (
@@ -51,13 +43,6 @@ from gateway.core.supervise import cancel_and_wait
 log = logging.getLogger(__name__)
 
 RELAY_DRIVER_FAULT = "relay_driver_fault"
-# Points the engine decides on (a PointsRead wakes it only when one of these changes).
-ENGINE_POINTS = frozenset(
-    {CHARGER_CONNECTED_POINT, ERROR_RESET_POINT, *CHARGER_FAULT_POINTS, *BRIDGED_SOC_POINTS}
-)
-ENGINE_POINT_PREFIXES = (ERROR_POINT_PREFIX, OVERRIDE_POINT_PREFIX)
-# An unchanged reading still wakes a decision when the last one is older than this (s).
-REFRESH_S = 1.0
 
 
 class EngineComponent:
@@ -98,44 +83,15 @@ class EngineComponent:
             overflow=Overflow.KEEP_LATEST,
             maxsize=1024,
         )
-        self._points_seen: dict[str, object] = {}
-        self._seen: dict[object, tuple[object, float]] = {}
         e = cfg.engine
-        self._fresh_s = min(e.cell_timeout_s, e.current_timeout_s, e.inputs_timeout_s)
+        self._wake_filter = WakeFilter(
+            min(e.cell_timeout_s, e.current_timeout_s, e.inputs_timeout_s)
+        )
         self._last_decision_s: float | None = None
         self._faults_decided: dict[str, str] = {}
         self._soc_saved_s: float | None = None
-        self.cycles = Counter(
-            "bms_engine_cycles", "Control engine decision cycles.", registry=ctx.registry
-        )
-        self.driver_failures = Counter(
-            "bms_engine_driver_failures",
-            "Driver calls that raised (relays are opened on a relay failure).",
-            ["driver"],
-            registry=ctx.registry,
-        )
-        self.errors_raised = Counter(
-            "bms_errors_raised", "Errors raised, by name.", ["error"], registry=ctx.registry
-        )
-        self.relay_switches = Counter(
-            "bms_relay_switches", "Relay state changes.", ["relay"], registry=ctx.registry
-        )
-        self.lease_lapses = Counter(
-            "bms_relay_lease_lapses",
-            "Times the relay lease had lapsed when the engine came back.",
-            registry=ctx.registry,
-        )
-        self.running = Gauge(
-            "bms_engine_running", "1 while the engine runs.", registry=ctx.registry
-        )
-        # Every known label value exists at 0 from the start (dashboards, `rate()`).
+        self.metrics = EngineMetrics(ctx.registry, cfg.relays.functions())
         ctx.health.known_errors(ERROR_NAMES)
-        for error in ERROR_NAMES:
-            self.errors_raised.labels(error=error)
-        for relay in cfg.relays.functions():
-            self.relay_switches.labels(relay=str(relay))
-        for driver in ("relays", "outputs", "indicators"):
-            self.driver_failures.labels(driver=driver)
 
     def cycle(self, now_s: float) -> StepResult:
         """One decision: drain, step, drive, publish."""
@@ -148,7 +104,7 @@ class EngineComponent:
         if controller:
             try:
                 if ctx.drivers.relays.check_lease(now_s):
-                    self.lease_lapses.inc()
+                    self.metrics.lease_lapses.inc()
                     log.error("relay lease had lapsed at %.3f s: relays were opened", now_s)
                 # The driver may have opened relays on its own (lease watchdog, fault):
                 # the engine's idea of them follows the driver, so a reclose is a new event.
@@ -156,7 +112,7 @@ class EngineComponent:
                     if closed and not ctx.drivers.relays.relay_closed(n):
                         self.engine.relay_opened_by_driver(n, now_s)
             except Exception:
-                self.driver_failures.labels(driver="relays").inc()
+                self.metrics.driver_failures.labels(driver="relays").inc()
                 log.exception("relay driver check_lease failed")
             self._report_driver_fault()
         applied = self._apply_commands(now_s)
@@ -170,14 +126,14 @@ class EngineComponent:
             ctx.health.protection_reaction.labels(error=error).observe(seconds)
         for notice in result.notices:
             if isinstance(notice, ErrorRaised):
-                self.errors_raised.labels(error=notice.error).inc()
+                self.metrics.errors_raised.labels(error=notice.error).inc()
             elif isinstance(notice, RelaySwitched):
-                self.relay_switches.labels(relay=str(notice.relay)).inc()
+                self.metrics.relay_switches.labels(relay=str(notice.relay)).inc()
             ctx.bus.publish(notice)
         for notice in applied:
             ctx.bus.publish(notice)
-        self.cycles.inc()
-        self.running.set(1)
+        self.metrics.cycles.inc()
+        self.metrics.running.set(1)
         self._persist_soc(now_s)
         return result
 
@@ -232,20 +188,20 @@ class EngineComponent:
                     d.relays.set_relay(n, closed)
                 d.relays.renew_lease(now_s + self.lease_s)
             except Exception:
-                self.driver_failures.labels(driver="relays").inc()
+                self.metrics.driver_failures.labels(driver="relays").inc()
                 log.exception("relay driver failed: opening every relay")
                 self._open_all()
         try:
             for n, on in result.outputs.items():
                 d.outputs.set_output(n, on)
         except Exception:
-            self.driver_failures.labels(driver="outputs").inc()
+            self.metrics.driver_failures.labels(driver="outputs").inc()
             log.exception("output driver failed")
         try:
             for name, on in result.indicators.items():
                 d.indicators.set_indicator(name, on)
         except Exception:
-            self.driver_failures.labels(driver="indicators").inc()
+            self.metrics.driver_failures.labels(driver="indicators").inc()
             log.exception("indicator driver failed")
 
     def _persist_soc(self, now_s: float, force: bool = False) -> None:
@@ -276,7 +232,7 @@ class EngineComponent:
                 sw.on, sw.reasons = False, ("engine_stopped",)
         ctl = self.ctx.store.state.control
         ctl.running = False
-        self.running.set(0)
+        self.metrics.running.set(0)
         try:
             self._persist_soc(self.ctx.clock.now(), force=True)
         except Exception:
@@ -308,48 +264,8 @@ class EngineComponent:
         return self.engine.next_decision_s(self._last_decision_s)
 
     def _relevant(self, event: Event) -> bool:
-        """True when `event` changes something the engine decides on.
-
-        A reading identical to the previous one of its source (a board scan, the analog
-        readings, the inputs) changes no decision: only its freshness, which the staleness
-        deadlines follow. It still wakes a decision when the last one is older than
-        `REFRESH_S` (the SOC integration and the published state keep moving).
-        """
-        sig: object
-        match event:
-            case BoardScanned():
-                key: object = ("scan", event.board)
-                sig = (
-                    event.cell_voltages_v,
-                    event.temperatures_c,
-                    event.board_temperature_c,
-                    event.status_bits,
-                    event.balancing_mask,
-                )
-            case PackMeasured():
-                key = "analog"
-                sig = (event.current_a, event.humidity_pct, tuple(event.extra.items()))
-            case InputsRead():
-                key, sig = "inputs", event.closed
-            case PointsRead():
-                return self._points_changed(event)
-            case _:
-                return True
-        prev_sig, prev_at = self._seen.get(key, (self, -math.inf))
-        self._seen[key] = (sig, event.at_s)
-        if prev_sig != sig or event.at_s - prev_at > self._fresh_s:  # changed, or fresh again
-            return True
-        last = self._last_decision_s
-        return last is None or event.at_s - last >= REFRESH_S
-
-    def _points_changed(self, event: PointsRead) -> bool:
-        changed = False
-        for key, value in event.values.items():
-            relevant = key in ENGINE_POINTS or key.startswith(ENGINE_POINT_PREFIXES)
-            if relevant and self._points_seen.get(key, self) != value:
-                self._points_seen[key] = value
-                changed = True
-        return changed
+        """True when `event` changes something the engine decides on (`wake.WakeFilter`)."""
+        return self._wake_filter.relevant(event, self._last_decision_s)
 
     def input_pending(self) -> bool:
         """Drain the wake queue; True when an input the engine depends on arrived."""
@@ -372,7 +288,7 @@ class EngineComponent:
                 need = d.relays.check_lease(now_s)
                 d.relays.renew_lease(now_s + self.lease_s)
             except Exception:
-                self.driver_failures.labels(driver="relays").inc()
+                self.metrics.driver_failures.labels(driver="relays").inc()
                 log.exception("relay driver lease renewal failed")
                 need = True
             self._report_driver_fault()
@@ -381,7 +297,7 @@ class EngineComponent:
             for name, on in self.engine.indicator_states(now_s).items():
                 d.indicators.set_indicator(name, on)
         except Exception:
-            self.driver_failures.labels(driver="indicators").inc()
+            self.metrics.driver_failures.labels(driver="indicators").inc()
             log.exception("indicator driver failed")
         # a latch/go-safe write failed or recovered, or a release is now on disk
         written = self.engine.persisted.needs_decision(self.engine.faults.get(PERSISTENCE_FAULT))

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import math
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,36 @@ def save_totals(state_dir: Path, totals: EnergyTotals) -> bool:
     return True
 
 
+class TotalsFile:
+    """The totals file, saved one write at a time and never an older snapshot over a newer.
+
+    The periodic save runs on a worker thread; a shutdown cancels its await but not the
+    thread, and the final save then ran beside it on the same temporary file: one rename
+    failed and the older totals could land last (energy counted before the stop was lost).
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._lock = threading.Lock()
+        self._taken = 0  # snapshots handed out (on the event loop)
+        self._written = 0  # the newest snapshot on disk
+
+    def snapshot(self, totals: EnergyTotals) -> tuple[int, EnergyTotals]:
+        """A numbered copy of `totals` to save (call on the event loop)."""
+        self._taken += 1
+        return self._taken, EnergyTotals(**asdict(totals))
+
+    def save(self, number: int, totals: EnergyTotals) -> bool:
+        """Write snapshot `number` unless a newer one is on disk already (any thread)."""
+        with self._lock:
+            if number <= self._written:
+                return True
+            ok = save_totals(self.state_dir, totals)
+            if ok:
+                self._written = number
+            return ok
+
+
 class EnergyComponent:
     """Keeps `state.energy` current and persisted."""
 
@@ -141,6 +172,7 @@ class EnergyComponent:
     def __init__(self, ctx: GatewayContext) -> None:
         self._ctx = ctx
         self._state_dir = ctx.config.gateway.state_dir
+        self._file = TotalsFile(self._state_dir)
         self.counter = EnergyCounter(ctx.config.pack.capacity_ah, load_totals(self._state_dir))
         ctx.store.state.energy = self.counter.totals
         # Keep-latest is fine: the integration uses the readings' own timestamps.
@@ -153,7 +185,7 @@ class EnergyComponent:
                 tg.create_task(self._integrate(), name="energy:integrate")
                 tg.create_task(self._save_loop(), name="energy:save")
         finally:
-            save_totals(self._state_dir, self.counter.totals)
+            self._file.save(*self._file.snapshot(self.counter.totals))
 
     async def _integrate(self) -> None:
         async for event in self._sub:
@@ -164,8 +196,7 @@ class EnergyComponent:
     async def _save_loop(self) -> None:
         while True:
             await self._ctx.clock.sleep(SAVE_INTERVAL_S)
-            snapshot = EnergyTotals(**asdict(self.counter.totals))
-            await asyncio.to_thread(save_totals, self._state_dir, snapshot)
+            await asyncio.to_thread(self._file.save, *self._file.snapshot(self.counter.totals))
 
 
 def create(ctx: GatewayContext) -> EnergyComponent:

@@ -4,56 +4,86 @@ Voltage keys left unset (`null`) take the default of `pack.chemistry`; a protect
 left unset takes the chemistry's row from `gateway.control.table`. `resolve()` turns the
 sections into one `ControlSettings` with every value filled in, or raises `ConfigError`
 naming the dotted path of the key that is wrong.
+
+The `protections` section lives in `protection_settings`, the `relays`/`outputs`/`inputs`
+sections in `io_settings`; this module re-exports them, so every control section is
+importable from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.board import DEFAULT_RELAY_FUNCTIONS
-from gateway.control.names import ERROR_NAMES, SIGNAL_NAMES
-from gateway.control.table import BY_NAME, Params
+from gateway.control.io_settings import (
+    CONTACTOR_FUNCTIONS,
+    EXTRA_SIGNALS,
+    INPUT_SIGNALS,
+    OUTPUT_FUNCTIONS,
+    InputAssignment,
+    InputSignal,
+    InputsSection,
+    OutputsSection,
+    RelayFunction,
+    RelaysSection,
+)
+from gateway.control.names import ERROR_NAMES
+from gateway.control.protection_settings import (
+    FlagProtection,
+    MaxProtection,
+    MinProtection,
+    ProtectionSettings,
+    ProtectionsSection,
+    RangeProtection,
+    resolve_protection,
+)
+from gateway.control.table import Params
 from gateway.core.errors import ConfigError
 from gateway.core.section import Section, SocFraction, soc_fraction
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
 
-Chemistry = Literal["lfp", "nmc"]
-
-# Input signals a discrete input (or a point `override.<signal>`) can carry.
-InputSignal = Literal[
-    "none",
-    "battery_cover",
-    "charger_connected",
-    "power_down_request",
-    "inhibit_charging",
-    "inhibit_discharging",
-    "charge_contactor_feedback",
-    "discharge_contactor_feedback",
-    "charge_request",
-    "discharge_request",
-    "balancing_request",
-    "go_safe",
+__all__ = [
+    "CHEMISTRY_DEFAULTS",
+    "CONTACTOR_FUNCTIONS",
+    "COOLER_OFF_ERRORS",
+    "EXTRA_SIGNALS",
+    "HEATER_OFF_ERRORS",
+    "INPUT_SIGNALS",
+    "OUTPUT_FUNCTIONS",
+    "BalancingSection",
+    "ChargeControlSection",
+    "Chemistry",
+    "ControlSettings",
+    "CoolerSection",
+    "DischargeControlSection",
+    "EngineSection",
+    "FlagProtection",
+    "HeaterSection",
+    "InputAssignment",
+    "InputSignal",
+    "InputsSection",
+    "LevelSettings",
+    "LimitsSection",
+    "MaxProtection",
+    "MinProtection",
+    "OutputsSection",
+    "PackSection",
+    "ProtectionSettings",
+    "ProtectionsSection",
+    "RangeProtection",
+    "RelayFunction",
+    "RelaysSection",
+    "SignalLevelsSection",
+    "SocSection",
+    "resolve",
+    "resolve_protection",
 ]
-INPUT_SIGNALS: tuple[str, ...] = get_args(InputSignal)
 
-CONTACTOR_FUNCTIONS: tuple[str, ...] = (
-    "discharge_contactor",
-    "allow_charging",
-    "charge_contactor",
-    "heater",
-    "cooler",
-)
-EXTRA_SIGNALS: tuple[str, ...] = ("cooler", "end_of_charge", "go_safe", "any_error")
-OUTPUT_FUNCTIONS: tuple[str, ...] = (
-    "none",
-    *CONTACTOR_FUNCTIONS,
-    *(s for s in (*SIGNAL_NAMES, *EXTRA_SIGNALS) if s not in CONTACTOR_FUNCTIONS),
-)
+Chemistry = Literal["lfp", "nmc"]
 
 # Chemistry defaults of the voltage keys outside the protection table (V per cell).
 CHEMISTRY_DEFAULTS: dict[str, dict[str, float]] = {
@@ -82,13 +112,6 @@ CHEMISTRY_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
-def _int_keys(data: Any) -> Any:
-    """Accept YAML integer keys (`1:`) for fields aliased "1".."4"."""
-    if isinstance(data, dict):
-        return {str(k): v for k, v in data.items()}
-    return data
-
-
 class PackSection(Section):
     """The battery pack as a whole."""
 
@@ -97,82 +120,6 @@ class PackSection(Section):
     cells_in_series: int | None = Field(
         None, ge=1, description="Optional cross-check of the total cell count of all boards."
     )
-
-
-class FlagProtection(Section):
-    """A protection without a threshold; every key left unset takes the default."""
-
-    enable: bool | None = Field(None, description="Enable the protection.")
-    set_delay_ms: int | None = Field(None, ge=0, description="Breach must last this long.")
-    clear_delay_s: float | None = Field(None, ge=0, description="Release must last this long.")
-    latch: bool | None = Field(None, description="Stay active until acknowledged.")
-
-
-class MaxProtection(FlagProtection):
-    """An upper-limit protection: trips above `max`, releases below `tolerant`."""
-
-    max: float | None = Field(None, description="Trip above this.")
-    tolerant: float | None = Field(None, description="Release below this (hysteresis).")
-
-
-class MinProtection(FlagProtection):
-    """A lower-limit protection: trips below `min`, releases above `tolerant`."""
-
-    min: float | None = Field(None, description="Trip below this.")
-    tolerant: float | None = Field(None, description="Release above this (hysteresis).")
-
-
-class RangeProtection(FlagProtection):
-    """A plausibility window: trips outside `min`..`max`."""
-
-    min: float | None = Field(None, description="Lowest plausible value.")
-    max: float | None = Field(None, description="Highest plausible value.")
-
-
-ProtectionSettings = FlagProtection
-
-
-def _max() -> Any:
-    return Field(default_factory=MaxProtection)
-
-
-def _min() -> Any:
-    return Field(default_factory=MinProtection)
-
-
-def _flag() -> Any:
-    return Field(default_factory=FlagProtection)
-
-
-class ProtectionsSection(Section):
-    """`protections.<error_name>`: per-protection overrides (see docs/protections.md)."""
-
-    cell_overvoltage: MaxProtection = _max()
-    cell_undervoltage: MinProtection = _min()
-    overcurrent_charge: MaxProtection = _max()
-    overcurrent_discharge: MaxProtection = _max()
-    low_temperature_charge: MinProtection = _min()
-    low_temperature_discharge: MinProtection = _min()
-    high_temperature_charge: MaxProtection = _max()
-    high_temperature_discharge: MaxProtection = _max()
-    battery_cover: FlagProtection = _flag()
-    logic_offline: FlagProtection = _flag()
-    temperature_sensor_fault: RangeProtection = Field(default_factory=RangeProtection)
-    cell_count_mismatch: FlagProtection = _flag()
-    current_sensor_fault: RangeProtection = Field(default_factory=RangeProtection)
-    logic_high_temperature: MaxProtection = _max()
-    high_humidity: MaxProtection = _max()
-    cell_imbalance: MaxProtection = _max()
-    contactor_feedback: FlagProtection = _flag()
-    charger_fault: FlagProtection = _flag()
-    relay_driver_fault: FlagProtection = _flag()
-    state_persistence_fault: FlagProtection = _flag()
-    cell_voltage_implausible: RangeProtection = Field(default_factory=RangeProtection)
-
-    def row(self, name: str) -> FlagProtection:
-        """Return the overrides of one error name."""
-        value: FlagProtection = getattr(self, name)
-        return value
 
 
 class ChargeControlSection(Section):
@@ -279,101 +226,6 @@ class BalancingSection(Section):
     def _check(self) -> BalancingSection:
         if self.delta_stop > self.delta_start:
             raise ValueError("delta_stop must be <= delta_start")
-        return self
-
-
-class _Numbered(Section):
-    @model_validator(mode="before")
-    @classmethod
-    def _keys(cls, data: Any) -> Any:
-        return _int_keys(data)
-
-
-RelayFunction = Literal[
-    "none",
-    "discharge_contactor",
-    "allow_charging",
-    "charge_contactor",
-    "heater",
-    "cooler",
-    "charge_allowed",
-    "discharge_allowed",
-    "charger_connected",
-    "balancing",
-    "low_soc",
-    "high_charging_current",
-    "critical_error",
-    "end_of_charge",
-    "go_safe",
-    "any_error",
-]
-
-
-def _default_relay(n: int) -> Any:
-    return Field(DEFAULT_RELAY_FUNCTIONS[n], alias=str(n))  # the board's default (gateway.board)
-
-
-class RelaysSection(_Numbered):
-    """`relays.<1-4>`: what each relay does (seed defaults: 1 DCH, 2 ACH, 3 CH, 4 heater)."""
-
-    r1: RelayFunction = _default_relay(1)
-    r2: RelayFunction = _default_relay(2)
-    r3: RelayFunction = _default_relay(3)
-    r4: RelayFunction = _default_relay(4)
-
-    def functions(self) -> dict[int, str]:
-        """Relay number -> function."""
-        return {1: self.r1, 2: self.r2, 3: self.r3, 4: self.r4}
-
-    @model_validator(mode="after")
-    def _unique(self) -> RelaysSection:
-        used = [f for f in self.functions().values() if f in CONTACTOR_FUNCTIONS]
-        if len(used) != len(set(used)):
-            raise ValueError("a contactor function may drive only one relay")
-        return self
-
-
-class OutputsSection(_Numbered):
-    """`outputs.<1-4>`: the signal each discrete output follows."""
-
-    o1: RelayFunction = Field("none", alias="1")
-    o2: RelayFunction = Field("none", alias="2")
-    o3: RelayFunction = Field("none", alias="3")
-    o4: RelayFunction = Field("none", alias="4")
-
-    def functions(self) -> dict[int, str]:
-        """Output number -> function."""
-        return {1: self.o1, 2: self.o2, 3: self.o3, 4: self.o4}
-
-
-class InputAssignment(Section):
-    """One discrete input: the signal it carries and whether it is inverted."""
-
-    signal: InputSignal = "none"
-    invert: bool = Field(False, description="True: an open contact means the signal is active.")
-
-
-def _input() -> Any:
-    return Field(default_factory=InputAssignment)
-
-
-class InputsSection(_Numbered):
-    """`inputs.<1-4>`: `{signal, invert}` per discrete input."""
-
-    i1: InputAssignment = Field(default_factory=InputAssignment, alias="1")
-    i2: InputAssignment = Field(default_factory=InputAssignment, alias="2")
-    i3: InputAssignment = Field(default_factory=InputAssignment, alias="3")
-    i4: InputAssignment = Field(default_factory=InputAssignment, alias="4")
-
-    def assignments(self) -> dict[int, InputAssignment]:
-        """Input number -> assignment."""
-        return {1: self.i1, 2: self.i2, 3: self.i3, 4: self.i4}
-
-    @model_validator(mode="after")
-    def _unique(self) -> InputsSection:
-        used = [a.signal for a in self.assignments().values() if a.signal != "none"]
-        if len(used) != len(set(used)):
-            raise ValueError("a signal may be assigned to only one input")
         return self
 
 
@@ -498,42 +350,6 @@ class ControlSettings:
     charge_derate_end_v: float
     discharge_derate_start_v: float
     discharge_derate_end_v: float
-
-
-def resolve_protection(chemistry: str, name: str, s: FlagProtection) -> Params:
-    """Fill one protection's unset keys from the chemistry defaults and check it."""
-    row = BY_NAME[name]
-    d = row.defaults(chemistry)
-    s_min: float | None = getattr(s, "min", None)
-    s_max: float | None = getattr(s, "max", None)
-    s_tol: float | None = getattr(s, "tolerant", None)
-    if row.limit == "range":
-        # a plausibility window `min`..`max` (threshold..tolerant): current_sensor_fault
-        # (Vref), temperature_sensor_fault (°C), cell_voltage_implausible (V)
-        lo = d.threshold if s_min is None else s_min
-        hi = d.tolerant if s_max is None else s_max
-        if lo is not None and hi is not None and lo > hi:
-            raise ConfigError(f"protections.{name}.min: must be <= max")
-        threshold, tolerant = lo, hi
-    else:
-        own = s_max if row.limit == "max" else s_min
-        threshold = d.threshold if own is None else own
-        tolerant = d.tolerant if s_tol is None else s_tol
-    p = Params(
-        enable=d.enable if s.enable is None else s.enable,
-        threshold=threshold,
-        tolerant=tolerant,
-        set_delay_ms=d.set_delay_ms if s.set_delay_ms is None else s.set_delay_ms,
-        clear_delay_s=d.clear_delay_s if s.clear_delay_s is None else s.clear_delay_s,
-        latch=d.latch if s.latch is None else s.latch,
-    )
-    if threshold is None or tolerant is None:
-        return p
-    if row.limit == "max" and tolerant > threshold:
-        raise ConfigError(f"protections.{name}.tolerant: {tolerant} is above max {threshold}")
-    if row.limit == "min" and tolerant < threshold:
-        raise ConfigError(f"protections.{name}.tolerant: {tolerant} is below min {threshold}")
-    return p
 
 
 def resolve(config: GatewayConfig) -> ControlSettings:

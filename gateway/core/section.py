@@ -25,20 +25,37 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SOC_FORMS = 'write it in percent (`60`, `"60 %"`) or as a fraction 0..1 (`0.6`)'
+
+
 def soc_fraction(value: Any) -> Any:
-    """A state of charge as a fraction: accepts 0..1, or percent as `"60 %"`/`"60%"` or a
-    number above 1 (60 = 60 %). Anything else is returned unchanged for the validator."""
+    """A state of charge as a fraction 0..1, from the forms a user may write.
+
+    `"60 %"`/`"60%"` is percent; a number (or a numeric string, as environment overrides
+    give) above 1 is percent (60 = 60 %); a number 0..1 is a fraction (1 = 100 %; write
+    `"1 %"` for one percent). A number outside 0..100 % raises ValueError naming the forms;
+    anything else (a bool, a word) is returned unchanged for the field's own validator.
+    """
+    if isinstance(value, bool):
+        return value
+    percent = False
+    number: float
     if isinstance(value, str):
         text = value.strip()
-        if text.endswith("%"):
-            try:
-                return float(text[:-1].strip()) / 100.0
-            except ValueError:
-                return value
+        percent = text.endswith("%")
+        try:
+            number = float(text.removesuffix("%").strip())
+        except ValueError:
+            return value
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and 1.0 < value <= 100.0:
-        return value / 100.0
-    return value
+    if percent or number > 1.0:
+        number /= 100.0
+    if not 0.0 <= number <= 1.0:  # also NaN
+        raise ValueError(f"state of charge {value!r} is outside 0..100 %: {SOC_FORMS}")
+    return number
 
 
 # A SOC config value: write 0.6, 60 or "60 %" (user-facing SOC is in % everywhere).

@@ -24,7 +24,9 @@ import time
 
 from gateway.hal.backend import DriverError, LeasedRelays
 from gateway.hal.base import RELAY_COUNT
-from gateway.hal.modbus_io import CoilDriven, ModbusLink, ModbusRelayOptions
+from gateway.hal.modbus_io import CoilDriven
+from gateway.hal.modbus_link import ModbusLink
+from gateway.hal.modbus_options import ModbusRelayOptions
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,15 @@ never calls the engine: a valid command becomes a `CommandRequested` event on th
 the engine component applies at the start of its next cycle and answers with a
 `CommandApplied` notice; this component turns that notice into a reply on `command/result`.
 Retained messages on command topics are ignored (they would replay on every reconnect).
+An MQTT go-safe request outlives a restart through the engine's own file
+(`<gateway.state_dir>/go_safe_requests.json`, `commands.persist_go_safe`), not through this one.
 Anything invalid gets an `ok: false` reply, a log line and a count; never an exception.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -35,7 +35,6 @@ from prometheus_client import Counter
 
 from gateway.control.commands import (
     ACK,
-    GO_SAFE,
     CommandApplied,
     CommandReceived,
     CommandRequested,
@@ -56,7 +55,6 @@ log = logging.getLogger(__name__)
 SOURCE = "mqtt"  # the go-safe source name (shown in state `reasons.go_safe`)
 RESULT = "result"
 MAX_IN_FLIGHT = 16  # accepted commands the engine has not answered yet
-GO_SAFE_FILE = "command_go_safe.json"
 TOKEN_PROPERTY = "token"  # MQTT v5 user property carrying `commands.token`
 
 __all__ = ["Command", "CommandTopics", "Rejected", "ReplyTo", "create", "parse_command"]
@@ -123,7 +121,6 @@ class CommandTopics:
         self._client: aiomqtt.Client | None = None
         self._request = 0
         self._awaiting: dict[int, ReplyTo] = {}
-        self._go_safe_path = Path(ctx.config.gateway.state_dir) / GO_SAFE_FILE
         # Subscribed now, so no answer from the engine can be missed.
         self._applied = ctx.bus.subscribe(
             "commands", CommandApplied, overflow=Overflow.NEVER_DROP, maxsize=64
@@ -186,8 +183,7 @@ class CommandTopics:
     # --- component --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Restore a persisted go-safe request, then reply to what the engine applied."""
-        self._restore_go_safe()
+        """Reply to what the engine applied (it persists and restores go-safe itself)."""
         async for applied in self._applied:
             if applied.source != SOURCE:
                 continue
@@ -250,12 +246,11 @@ class CommandTopics:
             raise Rejected("busy", "too many commands waiting for the engine; try again")
         return cmd
 
-    def _submit(self, cmd: Command, reply_to: ReplyTo | None) -> int:
+    def _submit(self, cmd: Command, reply_to: ReplyTo) -> int:
         self._request += 1
         n = self._request
         now_s = self._ctx.clock.now()
-        if reply_to is not None:
-            self._awaiting[n] = reply_to
+        self._awaiting[n] = reply_to
         self.received.labels(command=cmd.command).inc()
         log.warning("MQTT command %s %s accepted (request %d)", cmd.command, cmd.argument, n)
         bus = self._ctx.bus
@@ -274,45 +269,7 @@ class CommandTopics:
                 errors=cmd.errors,
             )
         )
-        if cmd.command == GO_SAFE:
-            self._persist_go_safe(cmd.active, now_s)
         return n
-
-    def _persist_go_safe(self, active: bool, now_s: float) -> None:
-        if not self._cfg.persist_go_safe:
-            return
-        path = self._go_safe_path
-        try:
-            if active:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                since = isotime(self._ctx.clock.wall(now_s))
-                tmp.write_text(json.dumps({"active": True, "since": since}), encoding="utf-8")
-                tmp.replace(path)
-            else:
-                path.unlink(missing_ok=True)
-        except OSError as err:
-            log.error("cannot persist the MQTT go-safe request in %s: %s", path, err)
-
-    def _restore_go_safe(self) -> None:
-        if not self._cfg.persist_go_safe:
-            return
-        try:
-            data = json.loads(self._go_safe_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as err:
-            # Unreadable: the safe reading is "requested".
-            log.error("unreadable %s (%s): restoring go-safe", self._go_safe_path, err)
-            data = {"active": True, "since": None}
-        if isinstance(data, dict) and data.get("active") is not False:
-            log.warning(
-                "MQTT go-safe request restored from %s (since %s): every relay stays open "
-                "until command/go_safe off",
-                self._go_safe_path,
-                data.get("since"),
-            )
-            self._submit(Command(GO_SAFE, "on (restored)", active=True), None)
 
     async def _reply(
         self,

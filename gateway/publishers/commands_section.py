@@ -61,7 +61,7 @@ class CommandsSection(BaseModel):
         True,
         description=(
             "Keep an MQTT go-safe request across gateway restarts "
-            "(`<gateway.state_dir>/command_go_safe.json`) until it is released."
+            "(`<gateway.state_dir>/go_safe_requests.json`) until it is released."
         ),
     )
 

@@ -103,7 +103,7 @@ class EventFeed:
     # --- bus → outbox -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Open the outbox and store every notice until cancelled (then flush and close)."""
+        """Open the outbox and store every notice until cancelled (then flush; `close` closes)."""
         self._worker = await OutboxWorker.open(self._path, self._max_events)
         self._acked_seq = 0
         self._errors.inc(self._worker.outbox.errors)
@@ -126,7 +126,15 @@ class EventFeed:
                 self._add(batch, more)
             if batch:
                 self._outbox.call_blocking(self._write, batch)
-            self._outbox.close()
+
+    def close(self) -> None:
+        """Close the outbox; its owner calls this once `run` and `send` have both ended.
+
+        (Closing it in `run` raced with `send`: an acknowledgement arriving after the close
+        failed the sender, which the connection loop took for a lost broker during shutdown.)
+        """
+        if self._worker is not None:
+            self._worker.close()
 
     def _body(self, notice: Notice) -> dict[str, Any]:
         body = dict(notice.payload())

@@ -129,9 +129,12 @@ class MqttPublisher:
 
     async def run(self) -> None:
         """Run until cancelled (then publish the final state and `offline`, disconnect)."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._feed.run(), name="mqtt:outbox")
-            tg.create_task(self._connection_loop(), name="mqtt:connection")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._feed.run(), name="mqtt:outbox")
+                tg.create_task(self._connection_loop(), name="mqtt:connection")
+        finally:
+            self._feed.close()  # both tasks have ended: nothing uses the outbox any more
 
     # --- connection -------------------------------------------------------------------
 

@@ -272,7 +272,14 @@ class OutboxWorker:
         return self._executor.submit(fn, *args).result()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue `fn(*args)` on the outbox thread without waiting (it must not raise)."""
+        """Queue `fn(*args)` on the outbox thread without waiting (it must not raise).
+
+        After `close` the call is dropped: what it would have done (forget acknowledged
+        events) is redone after the next start, which sends those events again.
+        """
+        if self.closed:
+            log.debug("MQTT outbox closed: %s dropped", getattr(fn, "__name__", fn))
+            return
         self._executor.submit(fn, *args)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from gateway.scenario.parse import (
     integer,
     mapping,
     number,
+    soc,
     value_range,
 )
 from gateway.scenario.registry import Expectation, Outcome, ScenarioError, register_expectation
@@ -128,16 +129,31 @@ def _check_signals(w: World, v: dict[str, bool]) -> list[Outcome]:
 
 
 def _parse_soc(value: Any, path: str, config: GatewayConfig) -> tuple[float, float]:
+    """`{value, tolerance}`: value 60, "60 %" or 0.6; tolerance in the value's unit (1 %)."""
     del config
     m = mapping(value, path, {"value"}, {"tolerance"})
-    v = number(m["value"], f"{path}.value")
-    return v, number(m.get("tolerance", 0.01), f"{path}.tolerance")
+    v, in_percent = soc(m["value"], f"{path}.value")
+    raw = m.get("tolerance", "1 %")
+    if isinstance(raw, str):
+        if not raw.strip().endswith("%"):
+            raise ScenarioError(f"{path}.tolerance", f'expected a number or "N %", got {raw!r}')
+        tol, _ = soc(raw, f"{path}.tolerance")
+    else:
+        tol = number(raw, f"{path}.tolerance") / (100.0 if in_percent else 1.0)
+        if not 0.0 <= tol <= 1.0:
+            raise ScenarioError(f"{path}.tolerance", f"{raw} is out of range 0..100 %")
+    return v, tol
+
+
+def _pct(fraction: float) -> str:
+    return f"{round(fraction * 100.0, 6):g} %"
 
 
 def _check_soc(w: World, v: tuple[float, float]) -> list[Outcome]:
-    soc = w.ctx.store.state.control.soc
-    ok = soc is not None and abs(soc - v[0]) <= v[1] + 1e-9
-    return [Outcome(ok, "soc", f"{v[0]:.3f}±{v[1]:g}", "unknown" if soc is None else f"{soc:.4f}")]
+    soc_now = w.ctx.store.state.control.soc
+    ok = soc_now is not None and abs(soc_now - v[0]) <= v[1] + 1e-9
+    seen = "unknown" if soc_now is None else f"{soc_now * 100.0:.2f} %"
+    return [Outcome(ok, "soc", f"{_pct(v[0])} ± {_pct(v[1])}", seen)]
 
 
 def _parse_balancing(value: Any, path: str, config: GatewayConfig) -> tuple[int, list[int]]:

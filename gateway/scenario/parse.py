@@ -6,6 +6,7 @@ from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.control.names import ERROR_NAMES
+from gateway.core.section import soc_fraction
 from gateway.scenario.registry import ScenarioError
 
 
@@ -14,6 +15,21 @@ def number(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ScenarioError(path, f"expected a number, got {value!r}")
     return float(value)
+
+
+def soc(value: Any, path: str) -> tuple[float, bool]:
+    """A state of charge as written in a scenario: (fraction 0..1, True if written in percent).
+
+    The config's forms: `60` or `"60 %"` is percent, `0.6` a fraction 0..1 (1 = 100 %).
+    """
+    try:
+        fraction = soc_fraction(value)
+    except ValueError as err:
+        raise ScenarioError(path, str(err)) from None
+    if isinstance(fraction, bool) or not isinstance(fraction, float):
+        raise ScenarioError(path, f'expected a state of charge (60, "60 %" or 0.6), got {value!r}')
+    written = str(value).strip()
+    return fraction, written.endswith("%") or float(written) > 1.0
 
 
 def integer(value: Any, path: str, lo: int, hi: int) -> int:

@@ -25,7 +25,8 @@ import yaml
 from gateway.config import GatewayConfig, load_config
 from gateway.control.settings import resolve
 from gateway.core.errors import ConfigError
-from gateway.core.section import deep_merge, soc_fraction
+from gateway.core.section import deep_merge
+from gateway.scenario.parse import soc
 from gateway.scenario.registry import (
     EXPECTATIONS,
     EXTENSIONS,
@@ -113,9 +114,8 @@ def _battery(raw: Any) -> dict[str, Any]:
             raise ScenarioError(f"battery.{k}", "expected an integer")
     if "chemistry" in b and b["chemistry"] not in ("lfp", "nmc"):
         raise ScenarioError("battery.chemistry", "expected lfp or nmc")
-    if "soc" in b:  # 0.6, 60 or "60 %"
-        b["soc"] = soc_fraction(b["soc"])
-        _num(b["soc"], "battery.soc", 0.0, 1.0)
+    if "soc" in b:  # 60, "60 %" or 0.6
+        b["soc"], _ = soc(b["soc"], "battery.soc")
     for k in ("temperature", "current"):
         if k in b:
             _num(b[k], f"battery.{k}")

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gateway.adapters.logic import BoardTracker, LogicAdapter
+from gateway.adapters.logic import LogicAdapter
+from gateway.adapters.logic_health import BoardTracker
 from gateway.app import build_context
 from gateway.config import GatewayConfig
 from gateway.control.component import EngineComponent
