@@ -148,7 +148,14 @@ async def test_bridge_sim_to_mqtt_state_and_back_out_of_the_modbus_server(broker
         assert pts["main2x.charge_current_limit_a"] == sim.charge_current_limit_a
 
         # the gateway's own Modbus server answers the same values (independent client)
-        await until(lambda: server.regmap.image.get(0x2002, 0) != 0, "the server image")
+        # The image is rebuilt every update_interval_s: wait for one built after the current
+        # was known (an image from before holds NaN there, whose high word is not 0 either).
+        image = server.regmap
+        await until(
+            lambda: real32([image.image.get(0x2001, 0), image.image.get(0x2002, 0)])
+            == msg["current"],
+            "a server image with the bridged current",
+        )
         assert real32(await read_ir(server_port, 0x2001, 2)) == msg["current"]
         assert real32(await read_ir(server_port, 0x2005, 2)) == msg["humidity"]
         errors_1 = u32(await read_ir(server_port, 0x2007, 2))
