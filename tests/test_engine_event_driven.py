@@ -110,3 +110,39 @@ async def test_no_inputs_no_decisions_but_the_lease_is_renewed(tmp_path: Path) -
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_ton_and_toff_act_exactly_when_due(tmp_path: Path) -> None:
+    """A contactor closes at request + Ton and opens at request gone + Toff, not later."""
+    world = _world(
+        tmp_path,
+        discharge_control={"mode": "discharge_request", "ton_s": 2.5, "toff_s": 1.5},
+        inputs={2: {"signal": "discharge_request"}},
+        engine={"cell_timeout_s": 30.0, "current_timeout_s": 30.0, "inputs_timeout_s": 30.0},
+    )
+    relays = world.ctx.drivers.relays
+    world.logic.poll(0.0)
+    task = asyncio.create_task(world.engine.run())
+    try:
+        await world.clock.advance_to(6.0)  # past the start-up grace; no request yet
+        assert not relays.relay_closed(1)
+        steps = _count_steps(world)
+        world.pack.inputs_closed[1] = True
+        world.logic.poll(6.0)  # the request arrives at 6.0
+        await world.clock.advance_to(8.499)
+        assert not relays.relay_closed(1), "closed before Ton"
+        await world.clock.advance_to(8.5)
+        assert relays.relay_closed(1), "did not close at Ton"
+        assert 8.5 in steps  # a decision of its own, at the Ton deadline
+        await world.clock.advance_to(9.0)
+        world.pack.inputs_closed[1] = False
+        world.logic.poll(9.0)  # the request goes away at 9.0
+        await world.clock.advance_to(10.499)
+        assert relays.relay_closed(1), "opened before Toff"
+        await world.clock.advance_to(10.5)
+        assert not relays.relay_closed(1), "did not open at Toff"
+        assert 10.5 in steps
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,141 @@
+"""Bridge mode: the bridged board's limits win while fresh; data never read is no fault.
+
+In bridge mode the bridged BMS Main decides and this gateway drives no relay; what it shows
+must still be right: the current limits the bridged board sends (not the gateway's own),
+the reason `bridge_mode` before it has read a board, and no error for boards or sensors it
+never read (it does not poll them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import load_config
+from gateway.core.events import PointsRead
+from gateway.scenario.world import World
+from gateway.sim.pack import PackModel
+
+
+def make_world(tmp_path: Path, mode: str, **extra: Any) -> World:
+    data: dict[str, Any] = {
+        "gateway": {"state_dir": str(tmp_path), "mode": mode},
+        "soc": {"bridge_timeout_s": 5.0},
+        **extra,
+    }
+    return World.build(load_config(None, data, env=False), PackModel(2, 16), initial_soc=0.6)
+
+
+class Run:
+    """Virtual time in 0.1 s steps; `poll=False` leaves the boards unread."""
+
+    def __init__(self, world: World, poll: bool = True) -> None:
+        self.world, self.poll, self.t = world, poll, 0.0
+
+    def until(self, until_s: float) -> None:
+        while self.t <= until_s + 1e-9:
+            if self.poll:
+                self.world.logic.poll(self.t)
+            self.world.engine.cycle(self.t)
+            self.t = round(self.t + 0.1, 6)
+
+    def points(self, **values: float) -> None:
+        pts = {k.replace("__", "."): v for k, v in values.items()}
+        self.world.ctx.bus.publish(PointsRead(at_s=self.t, source="bms", values=pts))
+
+    @property
+    def control(self) -> Any:
+        return self.world.ctx.store.state.control
+
+
+def test_bridged_limits_win_while_fresh_then_the_own_limits_return(tmp_path: Path) -> None:
+    run = Run(make_world(tmp_path, "bridge"))
+    run.until(30.0)  # the own limits have ramped up to their targets
+    own_ccl, own_dcl = run.control.limits["ccl_a"], run.control.limits["dcl_a"]
+    assert own_ccl not in (0.0, 12.5) and own_dcl not in (0.0, 33.0)
+    run.points(main2x__charge_current_limit_a=12.5, main2x__discharge_current_limit_a=33.0)
+    run.until(31.0)
+    assert run.control.limits["ccl_a"] == pytest.approx(12.5)
+    assert run.control.limits["dcl_a"] == pytest.approx(33.0)
+    assert run.control.reasons["ccl"] == ["bridged main2x.charge_current_limit_a"]
+    assert run.control.reasons["dcl"] == ["bridged main2x.discharge_current_limit_a"]
+    run.until(36.5)  # older than soc.bridge_timeout_s (5 s): the own limits take over, ramping
+    assert not any(r.startswith("bridged") for r in run.control.reasons["ccl"])
+    assert 12.5 <= run.control.limits["ccl_a"] < own_ccl
+    run.until(45.0)
+    assert run.control.limits["ccl_a"] == pytest.approx(own_ccl)
+    assert run.control.limits["dcl_a"] == pytest.approx(own_dcl)
+    assert not any(r.startswith("bridged") for r in run.control.reasons["ccl"])
+
+
+def test_bridged_limits_must_be_finite_and_not_negative(tmp_path: Path) -> None:
+    run = Run(make_world(tmp_path, "bridge"))
+    run.until(30.0)
+    own_ccl = run.control.limits["ccl_a"]
+    run.points(main2x__charge_current_limit_a=-5.0, main2x__discharge_current_limit_a=float("inf"))
+    run.until(31.0)
+    assert run.control.limits["ccl_a"] == pytest.approx(own_ccl)
+    assert not any(r.startswith("bridged") for r in run.control.reasons["dcl"])
+
+
+def test_controller_mode_ignores_bridged_limits(tmp_path: Path) -> None:
+    run = Run(make_world(tmp_path, "controller"))
+    run.until(30.0)
+    own_ccl = run.control.limits["ccl_a"]
+    run.points(main2x__charge_current_limit_a=12.5)
+    run.until(31.0)
+    assert run.control.limits["ccl_a"] == pytest.approx(own_ccl)
+
+
+@pytest.mark.parametrize(
+    ("mode", "word"), [("bridge", "bridge_mode"), ("controller", "waiting_first_scan")]
+)
+def test_the_reason_before_any_board_is_read(tmp_path: Path, mode: str, word: str) -> None:
+    run = Run(make_world(tmp_path, mode), poll=False)
+    run.until(1.0)
+    for relay in ("discharge_contactor", "charge_contactor"):
+        assert word in run.control.reasons[relay]
+
+
+def test_bridge_mode_raises_nothing_for_boards_it_never_read(tmp_path: Path) -> None:
+    """Unread boards are not silent, their cells and sensors not missing, in bridge mode.
+
+    With `logic_offline` disabled an unknown cell would count as a breach (the rule that
+    makes a disabled diagnosis never less safe): in controller mode the same silence raises
+    the cell errors, which shows the test would see them.
+    """
+    off = {"protections": {"logic_offline": {"enable": False}}}
+    bridge = Run(make_world(tmp_path / "b", "bridge", **off), poll=False)
+    bridge.until(30.0)
+    assert bridge.control.errors_active == []
+    controller = Run(make_world(tmp_path / "c", "controller", **off), poll=False)
+    controller.until(30.0)
+    assert "cell_overvoltage" in controller.control.errors_active
+
+
+def test_bridge_mode_sees_a_board_that_was_read_go_silent(tmp_path: Path) -> None:
+    run = Run(make_world(tmp_path, "bridge"))
+    run.until(2.0)
+    assert run.control.errors_active == []
+    run.world.pack.set_board_online(2, False)
+    run.until(30.0)
+    assert run.control.errors_active == ["logic_offline"]
+    run.world.pack.set_board_online(2, True)
+    run.until(45.0)
+    assert run.control.errors_active == []
+
+
+def test_bridge_mode_does_not_count_unread_boards_as_silent(tmp_path: Path) -> None:
+    """Board 2 never answers (the gateway never read it); board 1 goes silent and returns."""
+    run = Run(make_world(tmp_path, "bridge"))
+    run.world.pack.set_board_online(2, False)
+    run.until(30.0)
+    assert run.control.errors_active == []
+    run.world.pack.set_board_online(1, False)
+    run.until(60.0)
+    assert run.control.errors_active == ["logic_offline"]
+    run.world.pack.set_board_online(1, True)
+    run.until(75.0)
+    assert run.control.errors_active == []
