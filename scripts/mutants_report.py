@@ -4,7 +4,8 @@
 
 Prints the per-module table (markdown). With --docs it also writes docs/mutation-survivors.md:
 every mutant that survived or that no selected test executes, with its line and change,
-grouped by module. The reasons for the safety-relevant ones are written by hand in
+grouped by module, each with the reason it survives (scripts/mutants_reasons.py; the ones no
+rule explains are printed and marked UNEXPLAINED). The safety-relevant ones are discussed in
 docs/testing.md ("Mutation testing").
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from mutants_lines import changed_lines, source_path  # noqa: E402
+from mutants_reasons import REASONS, reason_for  # noqa: E402
 
 STATUS = {
     1: "killed",
@@ -109,11 +111,31 @@ def write_docs(results: dict[str, dict[str, str]], summary: str) -> None:
         "coverage: `not checked`; a run stopped for time leaves mutants unchecked);",
         "the reasons are in [testing.md](testing.md#mutation-testing-make-mutants-not-in-ci).",
         "`survived`: the tests that execute the line passed with the mutant; `no tests`: no",
-        "selected test executes the line.",
+        "selected test executes the line. Each has the reason it survives (rules in",
+        "`scripts/mutants_reasons.py`; `UNEXPLAINED`: no rule yet).",
         "",
         summary,
         "",
     ]
+    rows: list[tuple[str, str, str, str, str, str, str]] = []
+    for module, statuses in results.items():
+        for name, status in statuses.items():
+            if status in ("survived", "no tests"):
+                function, line, change = describe(name)
+                found = reason_for(module, function, line, change)
+                reason = "UNEXPLAINED" if found is None else found[0]
+                if found and found[1]:
+                    reason += f"` ({found[1]})`"
+                rows.append((module, name, status, function, line, change, reason))
+    counts = Counter(r[6].partition("`")[0] for r in rows)
+    out += ["## Reasons", "", "| reason | survivors | kind | why |", "| --- | ---: | --- | --- |"]
+    for key, (kind, why) in REASONS.items():
+        if counts[key]:
+            out.append(f"| `{key}` | {counts[key]} | {kind} | {why} |")
+    if counts["UNEXPLAINED"]:
+        out.append(f"| `UNEXPLAINED` | {counts['UNEXPLAINED']} | | no rule yet |")
+    out.append("")
+    print("survivors by reason:", dict(counts.most_common()))
     for module, statuses in results.items():
         left = sorted(
             (n for n, s in statuses.items() if s in ("survived", "no tests")),
@@ -124,13 +146,14 @@ def write_docs(results: dict[str, dict[str, str]], summary: str) -> None:
         out += [
             f"## {module}",
             "",
-            "| status | function | line | change |",
-            "| --- | --- | ---: | --- |",
+            "| status | function | line | change | reason |",
+            "| --- | --- | ---: | --- | --- |",
         ]
+        by_name = {r[1]: r for r in rows}
         for name in left:
-            function, line, change = describe(name)
+            _, _, status, function, line, change, reason = by_name[name]
             change = change.replace("|", "\\|")
-            out.append(f"| {statuses[name]} | `{function}` | {line} | {change} |")
+            out.append(f"| {status} | `{function}` | {line} | {change} | `{reason}` |")
         out.append("")
     DOC.write_text("\n".join(out), encoding="utf-8")
     print(f"wrote {DOC}")

@@ -1,0 +1,254 @@
+"""Why each surviving mutant of `make mutants` survives: the written reasons, as data.
+
+`scripts/mutants_report.py --docs` gives every survivor the reason of the first rule that
+matches it (module, function, a pattern of the change) and lists the ones no rule explains
+as `UNEXPLAINED`; the goal of issue 10 is that no survivor on a safety-relevant line stays
+unexplained. Two kinds of rules:
+
+- generic ones, judged from the code of the change alone: a comparison that only moves the
+  boundary (`>` <-> `>=`, `<` <-> `<=`), a change inside a string literal that is not
+  compared with anything (a reason word, notice or detail text);
+- rules written for one function after reading the mutant: each names the reason.
+
+A rule's reason says why the tests cannot see the mutant, and whether that is a test gap
+(`gap`: a behaviour no test pins; said so, with what would pin it) or not observable
+(`equivalent`: no input makes the result differ).
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+from dataclasses import dataclass
+
+# key -> (kind, why it survives). kind: equivalent | gap | display
+REASONS: dict[str, tuple[str, str]] = {
+    "boundary": (
+        "equivalent in practice",
+        "`>`/`>=` or `<`/`<=` swapped: differs only when a reading equals the threshold "
+        "exactly, or a time equals a delay to within the 1e-9 s tolerance next to it; "
+        "which side the threshold itself falls on is not stated by the vendor",
+    ),
+    "text": (
+        "display",
+        "a reason word, notice, error detail or log text changes; nothing compares it, the "
+        "decision is the same (the public contactor reason words are asserted by scenarios)",
+    ),
+    "default-arg": (
+        "equivalent",
+        "a default argument every caller overrides",
+    ),
+    "since": (
+        "display",
+        "the `since` time published with a reason (when it began); display only",
+    ),
+    "wall-clock": (
+        "display",
+        "the wall-clock time stamped on a request or shown in the state; display only",
+    ),
+    "delay-scale": (
+        "gap (tolerance)",
+        "a delay scaled by 1000/1001 (0.1 % shorter, 2 ms on 2 s); the scenarios judge on "
+        "their 0.1 s grid. The debouncer's own exact timing is pinned by "
+        "tests/test_engine_event_driven.py",
+    ),
+    "seen-s": (
+        "gap (timing)",
+        "the heater/cooler delay counted from the decision instead of the reading; in the "
+        "tests the reading and the decision share one instant (as closed for the debouncer "
+        "by tests/test_debounce_timing.py)",
+    ),
+    "previous-default": (
+        "equivalent",
+        "the default of `previous.get(board, …)`: the caller passes every board "
+        "(`dict.fromkeys(self.boards, 0) | self.masks`)",
+    ),
+    "current-unknown": (
+        "equivalent",
+        "the mode's answer for an unknown current: in controller mode an unknown current "
+        "is `stale_current`, which stops balancing before the mode is asked",
+    ),
+    "cells-incomplete": (
+        "equivalent in effect",
+        "cells used although the scan is incomplete: an incomplete scan means a board is not "
+        "fresh, which is stale data and opens every relay and stops heater and balancing",
+    ),
+    "latched-on-disabled": (
+        "equivalent",
+        "`latched` set on a disabled error's clear: it is read only while the error is "
+        "active, and raising sets it again",
+    ),
+    "dup-key": (
+        "equivalent",
+        "the `heater`/`cooler` keys of the signal map are set again from `**signals` one "
+        "line above",
+    ),
+    "relay-map": (
+        "equivalent",
+        "the initial relay-command map gets an extra relay number (0 or 5): no driver relay "
+        "has it, every decision writes relays 1-4, the extra key is never commanded",
+    ),
+    "unscanned": (
+        "equivalent",
+        "controller mode: a board never scanned counts as silent since the engine started, so "
+        "whenever `logic_offline` can be active (someone silent past the set delay, which is "
+        "after the start + delay) it is silent past the delay too and the breach branch "
+        "decides before this line",
+    ),
+    "killed-since": (
+        "test gap, closed",
+        "no test of the run saw it; a test added since (named in the note) fails with the "
+        "mutant applied by hand",
+    ),
+    "reason-input": (
+        "display",
+        "an input of the reason texts only (the SOC or current shown with `low_soc` / "
+        "`high_charging_current`, the charger override word, the go-safe sources); every "
+        "decision is the same",
+    ),
+    "eoc-edge": (
+        "display",
+        "the rising/falling edge of end of charge only names a notice; `active` is right",
+    ),
+    "indicator-text": (
+        "display",
+        "an indicator pattern's name; the pattern itself is asserted by tests/test_indicators.py",
+    ),
+    "verdict-value": (
+        "display",
+        "the value or detail text a verdict carries for messages (the worst reading, what "
+        "is waited for); its state is the same",
+    ),
+    "ack-return": (
+        "display",
+        "whether an acknowledgement cleared anything: only reported back to the caller",
+    ),
+    "levels-input": (
+        "gap (indication)",
+        "SOC or current passed as unknown to the indication levels, a rounding digit of the "
+        "published SOC: display values no scenario asserts at that precision",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Survivors of `module` whose function matches `function` (fnmatch) and whose change
+    text (`old` → `new`) matches the regex `change` get `reason`."""
+
+    module: str
+    function: str
+    change: str
+    reason: str
+    line: int | range | None = None  # only this line or these lines (of the run's source)
+    note: str = ""  # shown beside the reason, e.g. the test that kills it since the run
+
+
+_STRING = re.compile(r"""(?P<q>["'])(?:\\.|(?!(?P=q)).)*(?P=q)""")
+_COMPARED = re.compile(r"""(==|!=|\bin\b|\bnot in\b|startswith|endswith|\.get\()""")
+
+
+def _generic(old: str, new: str) -> str | None:
+    """The generic reason of a change, or None."""
+    if old == new:
+        return None
+
+    def boundaryless(s: str) -> str:
+        return s.replace(">=", ">").replace("<=", "<")
+
+    if boundaryless(old) == boundaryless(new):
+        return "boundary"
+    state_old, state_new = _verdict_state(old), _verdict_state(new)
+    if state_old is not None and state_old == state_new:
+        return "verdict-value"  # the same verdict state, another value or detail
+    if (
+        _STRING.sub('""', old) == _STRING.sub('""', new)
+        and not _COMPARED.search(old)
+        and state_old is None  # a verdict's state is not text
+        and not re.match(r"\s*return\s+[\"']", old)  # a returned word may be compared
+    ):
+        return "text"
+    return None
+
+
+def _verdict_state(code: str) -> str | None:
+    """The state of a `[return] Verdict("<state>", value, detail[, causes])` line whose
+    causes are not touched, else None."""
+    code = code.strip().removeprefix("return ").strip()
+    try:
+        call = ast.parse(code, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+        return None
+    if call.func.id != "Verdict" or not call.args or call.keywords:
+        return None
+    first = call.args[0]
+    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+        return None
+    causes = ast.dump(call.args[3]) if len(call.args) > 3 else ""
+    return f"{first.value}|{causes}"
+
+
+def reason_for(module: str, function: str, line: str, change: str) -> tuple[str, str] | None:
+    """The reason key of one survivor and a note (None: no rule explains it)."""
+    lines = {int(n) for n in line.split(",") if n}
+    for rule in SPECIFIC:
+        if (
+            fnmatch.fnmatch(module, rule.module)
+            and fnmatch.fnmatch(function, rule.function)
+            and re.search(rule.change, change)
+            and (
+                rule.line is None
+                or (
+                    rule.line in lines
+                    if isinstance(rule.line, int)
+                    else bool(lines & set(rule.line))
+                )
+            )
+        ):
+            return rule.reason, rule.note
+    m = re.match(r"^`(?P<old>.*)` → `(?P<new>.*)`$", change, re.S)
+    generic = _generic(m["old"], m["new"]) if m else None
+    return None if generic is None else (generic, "")
+
+
+# Tests added since the run that kill survivors of it (each mutant applied by hand).
+SIGNAL_LEVELS = "scenario `signal_levels`"
+FROM_START = "scenario `root_cause_current_sensor_missing_from_start`"
+OFFLINE_DELAY = "scenario `logic_offline_set_delay`"
+SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
+
+# Written after reading each mutant (module file, function, a pattern of its change).
+SPECIFIC: tuple[Rule, ...] = (
+    # engine.py
+    Rule("engine.py", "Engine.request_go_safe", r"active: bool = False", "default-arg"),
+    Rule("engine.py", "Engine.request_go_safe", r"_wall_iso", "wall-clock"),
+    Rule("engine.py", "Engine._wall_iso", r".", "wall-clock"),
+    Rule("engine.py", "Engine._wall", r".", "wall-clock"),
+    Rule("engine.py", "Engine.acknowledge", r"return bool\(", "ack-return"),
+    Rule("engine.py", "Engine.step", r"cells_complete\) or True", "cells-incomplete"),
+    Rule("engine.py", "Engine.step", r"levels\.update", "killed-since", note=SIGNAL_LEVELS),
+    Rule("engine.py", "Engine.step", r"^`soc=soc,`", "killed-since", 330, SOC_DERATING),
+    Rule("engine.py", "Engine.step", r"^`(soc=soc|current_a=m\.current_a),`", "reason-input"),
+    Rule("engine.py", "Engine.step", r"charger_override=|go_safe_sources=", "reason-input"),
+    Rule("engine.py", "Engine.step", r"round\(soc, 6\)", "levels-input"),
+    Rule("engine.py", "Engine.__init__", r"self\._wall = None", "wall-clock"),
+    Rule("engine.py", "Engine.__init__", r"relay_commands: dict\[int, bool\] = ", "relay-map"),
+    # relays.py
+    Rule("relays.py", "decide_outputs", r"switch_since|previous\[n\]\.on", "since"),
+    # signals.py
+    Rule("signals.py", "signal_states", r'"(heater|cooler)": th\.', "dup-key"),
+    # detect.py
+    Rule("detect.py", "absent", r'f"no \{what\}", \)`$', "killed-since", note=FROM_START),
+    Rule("detect.py", "check_board_silent", r"1\.000000001", "killed-since", note=OFFLINE_DELAY),
+    Rule("detect.py", "check_board_silent", r"not m\.controller or not b\.scanned", "unscanned"),
+    # the detail text naming the implausible cells (the verdict is decided on line 186)
+    Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
+    # debounce.py
+    Rule("debounce.py", "Debounced.update", r"False, True, now_s", "latched-on-disabled"),
+    # switching.py
+    Rule("switching.py", "ContactorControl.update", r"hold_open: bool = True", "default-arg"),
+    Rule("switching.py", "EndOfCharge.update", r"return False` → `return True", "eoc-edge"),
+)
