@@ -96,6 +96,11 @@ REASONS: dict[str, tuple[str, str]] = {
         "after the start + delay) it is silent past the delay too and the breach branch "
         "decides before this line",
     ),
+    "window-default": (
+        "equivalent",
+        "the open end used when the sensor window has no bound: `temperature_sensor_fault` "
+        "always has both (`min`/`max`, defaults -50/150 °C), so it is never used",
+    ),
     "killed-since": (
         "test gap, closed",
         "no test of the run saw it; a test added since (named in the note) fails with the "
@@ -218,6 +223,8 @@ def reason_for(module: str, function: str, line: str, change: str) -> tuple[str,
 SIGNAL_LEVELS = "scenario `signal_levels`"
 FROM_START = "scenario `root_cause_current_sensor_missing_from_start`"
 OFFLINE_DELAY = "scenario `logic_offline_set_delay`"
+INPUTS_STALE = "tests/test_input_staleness.py"
+BRIDGE_CURRENT = "tests/test_bridge_mode.py::test_bridge_mode_reports_a_current_sensor_it_lost"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -244,6 +251,11 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule("detect.py", "absent", r'f"no \{what\}", \)`$', "killed-since", note=FROM_START),
     Rule("detect.py", "check_board_silent", r"1\.000000001", "killed-since", note=OFFLINE_DELAY),
     Rule("detect.py", "check_board_silent", r"not m\.controller or not b\.scanned", "unscanned"),
+    Rule("detect.py", "check_input", r"m\.grace\)", "killed-since", note=INPUTS_STALE),
+    Rule(
+        "detect.py", "check_current_sensor", r"current_ever or", "killed-since", note=BRIDGE_CURRENT
+    ),
+    Rule("detect.py", "check_sensor_fault", r"[-+]math\.inf if p\.", "window-default"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py

@@ -139,3 +139,13 @@ def test_bridge_mode_does_not_count_unread_boards_as_silent(tmp_path: Path) -> N
     run.world.pack.set_board_online(1, True)
     run.until(75.0)
     assert run.control.errors_active == []
+
+
+def test_bridge_mode_reports_a_current_sensor_it_lost(tmp_path: Path) -> None:
+    """Never read is no fault in bridge mode, but a current once read and then lost is."""
+    run = Run(make_world(tmp_path, "bridge"))
+    run.until(10.0)
+    assert run.control.errors_active == []
+    run.world.logic.current_missing = True
+    run.until(30.0)
+    assert run.control.errors_active == ["current_sensor_fault"]

@@ -1,0 +1,72 @@
+"""Stale discrete inputs: an input-driven protection cannot tell, so it fails safe.
+
+No diagnosis owns the discrete-input link, so an input the engine has not heard from
+within `engine.inputs_timeout_s` is unknown and counts as active for the protection it
+drives (`battery_cover` here: the cover might be open); every relay is open meanwhile
+(`stale_input_battery_cover`). During the start-up grace inputs not read yet only wait.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.config import load_config
+from gateway.core.events import Event, InputsRead
+from gateway.scenario.world import World
+from gateway.sim.pack import PackModel
+
+
+class Run:
+    def __init__(self, tmp_path: Path, inputs_silent: bool) -> None:
+        data: dict[str, Any] = {
+            "gateway": {"state_dir": str(tmp_path)},
+            "inputs": {1: {"signal": "battery_cover"}},
+            "engine": {"startup_grace_s": 5.0, "inputs_timeout_s": 3.0},
+            "protections": {"battery_cover": {"set_delay_ms": 500}},
+        }
+        self.world = World.build(load_config(None, data, env=False), PackModel(2, 16), 0.6)
+        self.inputs_silent, self.t = inputs_silent, 0.0
+        bus = self.world.ctx.bus
+        publish = bus.publish
+
+        def filtered(event: Event) -> None:
+            if not (self.inputs_silent and isinstance(event, InputsRead)):
+                publish(event)
+
+        bus.publish = filtered  # type: ignore[method-assign]
+
+    def until(self, until_s: float) -> None:
+        while self.t <= until_s + 1e-9:
+            self.world.logic.poll(self.t)
+            self.world.engine.cycle(self.t)
+            self.t = round(self.t + 0.1, 6)
+
+    @property
+    def control(self) -> Any:
+        return self.world.ctx.store.state.control
+
+
+def test_inputs_not_read_yet_only_wait_during_the_grace(tmp_path: Path) -> None:
+    run = Run(tmp_path, inputs_silent=True)
+    run.until(4.5)  # inside the 5 s grace: waiting, no error, relays open
+    assert run.control.errors_active == []
+    assert "stale_input_battery_cover" in run.control.reasons["discharge_contactor"]
+    assert not run.control.relays[1].on
+    run.until(6.0)  # grace over, never heard: unknown counts as an open cover
+    assert run.control.errors_active == ["battery_cover"]
+
+
+def test_inputs_that_go_stale_raise_the_input_protection(tmp_path: Path) -> None:
+    run = Run(tmp_path, inputs_silent=False)
+    run.until(8.0)
+    assert run.control.errors_active == [] and run.control.relays[1].on
+    run.inputs_silent = True  # last inputs read at 8.0
+    run.until(10.9)
+    assert run.control.errors_active == []
+    run.until(12.0)  # stale at 11.0, the set delay 0.5 s later
+    assert run.control.errors_active == ["battery_cover"]
+    assert not run.control.relays[1].on
+    run.inputs_silent = False
+    run.until(30.0)
+    assert run.control.errors_active == [] and run.control.relays[1].on
