@@ -101,6 +101,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "the open end used when the sensor window has no bound: `temperature_sensor_fault` "
         "always has both (`min`/`max`, defaults -50/150 °C), so it is never used",
     ),
+    "pick-word": (
+        "equivalent",
+        '`_limit` takes the maximum for `"max"` and the minimum for any other word',
+    ),
     "killed-since": (
         "test gap, closed",
         "no test of the run saw it; a test added since (named in the note) fails with the "
@@ -178,22 +182,32 @@ def _generic(old: str, new: str) -> str | None:
 
 
 def _verdict_state(code: str) -> str | None:
-    """The state of a `[return] Verdict("<state>", value, detail[, causes])` line whose
-    causes are not touched, else None."""
-    code = code.strip().removeprefix("return ").strip()
+    """What decides in a line of `Verdict(...)` calls: each call's state and causes (not its
+    value or detail), and the conditions of a conditional expression; None if not such a
+    line."""
+    code = code.strip().removeprefix("return ").removeprefix("else ").strip()
     try:
-        call = ast.parse(code, mode="eval").body
+        expr = ast.parse(code, mode="eval").body
     except SyntaxError:
         return None
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
-        return None
-    if call.func.id != "Verdict" or not call.args or call.keywords:
-        return None
-    first = call.args[0]
-    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-        return None
-    causes = ast.dump(call.args[3]) if len(call.args) > 3 else ""
-    return f"{first.value}|{causes}"
+
+    def states(node: ast.expr) -> str | None:
+        if isinstance(node, ast.IfExp):
+            body, orelse = states(node.body), states(node.orelse)
+            if body is None or orelse is None:
+                return None
+            return f"({ast.dump(node.test)} ? {body} : {orelse})"
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            return None
+        if node.func.id != "Verdict" or not node.args or node.keywords:
+            return None
+        first = node.args[0]
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            return None
+        causes = ast.dump(node.args[3]) if len(node.args) > 3 else ""
+        return f"{first.value}|{causes}"
+
+    return states(expr)
 
 
 def reason_for(module: str, function: str, line: str, change: str) -> tuple[str, str] | None:
@@ -225,6 +239,7 @@ FROM_START = "scenario `root_cause_current_sensor_missing_from_start`"
 OFFLINE_DELAY = "scenario `logic_offline_set_delay`"
 INPUTS_STALE = "tests/test_input_staleness.py"
 BRIDGE_CURRENT = "tests/test_bridge_mode.py::test_bridge_mode_reports_a_current_sensor_it_lost"
+CELL_COUNT = "scenario `cell_count_matches`"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -256,6 +271,9 @@ SPECIFIC: tuple[Rule, ...] = (
         "detect.py", "check_current_sensor", r"current_ever or", "killed-since", note=BRIDGE_CURRENT
     ),
     Rule("detect.py", "check_sensor_fault", r"[-+]math\.inf if p\.", "window-default"),
+    Rule("detect.py", "check_cell_count", r"total = None", "killed-since", note=CELL_COUNT),
+    Rule("detect.py", "check_cell_count", r"^`\"breach\", None, ", "verdict-value"),
+    Rule("detect.py", "check_*", r'else "(XXminXX|MIN)"\)`$', "pick-word"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
