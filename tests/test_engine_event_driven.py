@@ -146,3 +146,61 @@ async def test_ton_and_toff_act_exactly_when_due(tmp_path: Path) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_late_decision_times_the_breach_from_its_reading(tmp_path: Path) -> None:
+    """A reading stamped 3.1 but decided at 3.5 (a slow poll): the set delay counts from 3.1."""
+    world = _world(tmp_path, protections={"cell_overvoltage": {"set_delay_ms": 1250}})
+    relays = world.ctx.drivers.relays
+    world.logic.poll(0.0)
+    task = asyncio.create_task(world.engine.run())
+    try:
+        for t in (1.0, 2.0, 3.0):
+            await world.clock.advance_to(t)
+            world.logic.poll(t)
+        await world.clock.advance_to(3.5)
+        world.pack.force_cells(3.70)
+        world.logic.poll(3.1)  # the scan began at 3.1; the engine hears of it at 3.5
+        await world.clock.advance_to(4.0)
+        world.logic.poll(4.0)
+        await world.clock.advance_to(4.349)
+        assert relays.relay_closed(3), "acted before the set delay"
+        await world.clock.advance_to(4.35)
+        assert not relays.relay_closed(3), "the set delay was counted from the decision"
+        reaction = world.ctx.registry.get_sample_value(
+            f"{REACTION}_sum", {"error": "cell_overvoltage"}
+        )
+        assert reaction is not None and math.isclose(reaction, 1.25, abs_tol=1e-9)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_heater_times_its_delay_from_the_reading_too(tmp_path: Path) -> None:
+    world = _world(
+        tmp_path,
+        heater={"enable": True, "min": 5, "tolerant": 10, "set_delay_ms": 2000},
+    )
+    relays = world.ctx.drivers.relays
+    world.logic.poll(0.0)
+    task = asyncio.create_task(world.engine.run())
+    try:
+        for t in (1.0, 2.0, 3.0):
+            await world.clock.advance_to(t)
+            world.logic.poll(t)
+        await world.clock.advance_to(3.5)
+        assert not relays.relay_closed(4)
+        world.pack.force_temperature(3.0)
+        world.logic.poll(3.1)  # read at 3.1, heard of at 3.5
+        for t in (4.0, 5.0):
+            await world.clock.advance_to(t)
+            world.logic.poll(t)
+        await world.clock.advance_to(5.099)
+        assert not relays.relay_closed(4), "heated before the set delay"
+        await world.clock.advance_to(5.1)
+        assert relays.relay_closed(4), "the heater's delay was counted from the decision"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

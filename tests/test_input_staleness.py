@@ -18,10 +18,10 @@ from gateway.sim.pack import PackModel
 
 
 class Run:
-    def __init__(self, tmp_path: Path, inputs_silent: bool) -> None:
+    def __init__(self, tmp_path: Path, inputs_silent: bool, signal: str = "battery_cover") -> None:
         data: dict[str, Any] = {
             "gateway": {"state_dir": str(tmp_path)},
-            "inputs": {1: {"signal": "battery_cover"}},
+            "inputs": {1: {"signal": signal}},
             "engine": {"startup_grace_s": 5.0, "inputs_timeout_s": 3.0},
             "protections": {"battery_cover": {"set_delay_ms": 500}},
         }
@@ -70,3 +70,12 @@ def test_inputs_that_go_stale_raise_the_input_protection(tmp_path: Path) -> None
     run.inputs_silent = False
     run.until(30.0)
     assert run.control.errors_active == [] and run.control.relays[1].on
+
+
+def test_a_stale_contactor_feedback_input_fails_safe(tmp_path: Path) -> None:
+    """The feedback cannot confirm the contactor: `contactor_feedback`, after the grace."""
+    run = Run(tmp_path, inputs_silent=True, signal="discharge_contactor_feedback")
+    run.until(4.5)
+    assert run.control.errors_active == []
+    run.until(8.0)
+    assert run.control.errors_active == ["contactor_feedback"]
