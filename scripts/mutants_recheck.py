@@ -1,6 +1,6 @@
 """Run the survivors of the last `make mutants` run again, against today's tests.
 
-    .venv/bin/python scripts/mutants_recheck.py [--tests FILE ...] [MUTANT-GLOB ...]
+    .venv/bin/python scripts/mutants_recheck.py [--tests FILE]... [MUTANT-GLOB ...]
 
 A test added after a run cannot change the run's verdicts (mutmut keeps them; see
 scripts/mutants). This reruns survivors (and `no tests` mutants) of the run in `mutants/`
@@ -47,7 +47,7 @@ def run_tests(tests: list[str], mutant: str) -> tuple[bool, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tests", nargs="+", default=None)
+    ap.add_argument("--tests", action="append", default=None, help="a test file (repeatable)")
     ap.add_argument("globs", nargs="*", default=["*"])
     args = ap.parse_args()
     tests = args.tests or tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"][
