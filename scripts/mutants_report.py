@@ -117,17 +117,21 @@ def write_docs(results: dict[str, dict[str, str]], summary: str) -> None:
         summary,
         "",
     ]
+    recheck_path = Path("mutants/recheck.json")
+    recheck = json.loads(recheck_path.read_text()) if recheck_path.exists() else {}
     rows: list[tuple[str, str, str, str, str, str, str]] = []
     for module, statuses in results.items():
         for name, status in statuses.items():
             if status in ("survived", "no tests"):
                 function, line, change = describe(name)
                 found = reason_for(module, function, line, change)
-                reason = "UNEXPLAINED" if found is None else found[0]
+                if recheck.get(name):  # killed by today's tests (scripts/mutants_recheck.py)
+                    found = ("killed-since", f"recheck: `{recheck[name]}`")
+                reason = "`UNEXPLAINED`" if found is None else f"`{found[0]}`"
                 if found and found[1]:
-                    reason += f"` ({found[1]})`"
+                    reason += f" ({found[1]})"
                 rows.append((module, name, status, function, line, change, reason))
-    counts = Counter(r[6].partition("`")[0] for r in rows)
+    counts = Counter(r[6].split("`")[1] for r in rows)
     out += ["## Reasons", "", "| reason | survivors | kind | why |", "| --- | ---: | --- | --- |"]
     for key, (kind, why) in REASONS.items():
         if counts[key]:
@@ -153,7 +157,7 @@ def write_docs(results: dict[str, dict[str, str]], summary: str) -> None:
         for name in left:
             _, _, status, function, line, change, reason = by_name[name]
             change = change.replace("|", "\\|")
-            out.append(f"| {status} | `{function}` | {line} | {change} | `{reason}` |")
+            out.append(f"| {status} | `{function}` | {line} | {change} | {reason} |")
         out.append("")
     DOC.write_text("\n".join(out), encoding="utf-8")
     print(f"wrote {DOC}")
