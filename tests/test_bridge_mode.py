@@ -149,3 +149,15 @@ def test_bridge_mode_reports_a_current_sensor_it_lost(tmp_path: Path) -> None:
     run.world.logic.current_missing = True
     run.until(30.0)
     assert run.control.errors_active == ["current_sensor_fault"]
+
+
+def test_errors_reported_by_the_bridged_bms_follow_its_points(tmp_path: Path) -> None:
+    """`error.<name>` points (already debounced by the bridged board) show as they are."""
+    run = Run(make_world(tmp_path, "bridge"))
+    run.until(2.0)
+    run.points(error__cell_undervoltage=False, error__cell_overvoltage=True)
+    run.until(2.5)
+    assert run.control.errors_active == ["cell_overvoltage"]
+    run.points(error__cell_overvoltage=False, error__not_an_error=True)
+    run.until(3.0)
+    assert run.control.errors_active == []
