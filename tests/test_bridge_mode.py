@@ -161,3 +161,16 @@ def test_errors_reported_by_the_bridged_bms_follow_its_points(tmp_path: Path) ->
     run.points(error__cell_overvoltage=False, error__not_an_error=True)
     run.until(3.0)
     assert run.control.errors_active == []
+
+
+def test_bridge_mode_judges_no_contactor_feedback_and_shows_stale_boards(tmp_path: Path) -> None:
+    """The gateway commands no relay in bridge mode: a closed feedback input is no fault.
+    A board it has read and that went silent is shown as stale."""
+    extra = {"inputs": {2: {"signal": "charge_contactor_feedback"}}}
+    run = Run(make_world(tmp_path, "bridge", **extra))
+    run.world.pack.inputs_closed[1] = True  # the bridged BMS closed the contactor
+    run.until(10.0)
+    assert run.control.errors_active == []
+    run.world.pack.set_board_online(2, False)
+    run.until(15.0)
+    assert "stale_board_2" in run.control.reasons["discharge_contactor"]
