@@ -76,8 +76,9 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "latched-on-disabled": (
         "equivalent",
-        "`latched` set on a disabled error's clear: it is read only while the error is "
-        "active, and raising sets it again",
+        "`latched` set on a clear, or a latch released on an error that is not latched: "
+        "`latched` is read only while the error is active, raising sets it again, and an "
+        "acknowledgement only clears `latched`",
     ),
     "dup-key": (
         "equivalent",
@@ -104,6 +105,49 @@ REASONS: dict[str, tuple[str, str]] = {
     "pick-word": (
         "equivalent",
         '`_limit` takes the maximum for `"max"` and the minimum for any other word',
+    ),
+    "current-floor": (
+        "equivalent in practice",
+        "the floor of the judged current magnitude moved from 0 to 1 A: differs only for an "
+        "over-current limit below 1 A",
+    ),
+    "notices": (
+        "gap (events)",
+        "an event (`ErrorRaised`/`ErrorCleared` notice: published on MQTT `events`, kept in "
+        "the history) is lost, doubled or loses its detail; the state and every decision are "
+        "the same. The control tests assert the state; the event stream is tested with a "
+        "broker (tests/test_mqtt_publisher.py), outside the selection",
+    ),
+    "latch-write": (
+        "equivalent",
+        "the latch file is written again with the same content",
+    ),
+    "reaction-metric": (
+        "gap (metric)",
+        "where the reaction histogram `bms_protection_reaction_seconds` starts for the "
+        "self-timed `logic_offline`; no decision depends on it",
+    ),
+    "corrupt-text": (
+        "display",
+        "the text of a corrupt-state-file message (what was found, the file), or the detail "
+        "shown with a latch restored after a restart; the file is still refused, the latch "
+        "still restored",
+    ),
+    "legacy-file": (
+        "gap (migration)",
+        "the one-time migration of the old `command_go_safe.json` (before the engine kept its "
+        "own file): its `active: false` and `since` handling; to be removed with it",
+    ),
+    "log-origin": (
+        "equivalent",
+        "the time of the relay-command log's first entry is never compared (only the later "
+        "entries' times are)",
+    ),
+    "stale-input-signal": (
+        "equivalent",
+        "the value of an input signal while its input is unknown: unknown inputs are stale "
+        "(`stale_input_*`), which opens every relay and stops heater and balancing, so only "
+        "the published signal differs",
     ),
     "killed-since": (
         "test gap, closed",
@@ -240,6 +284,14 @@ OFFLINE_DELAY = "scenario `logic_offline_set_delay`"
 INPUTS_STALE = "tests/test_input_staleness.py"
 BRIDGE_CURRENT = "tests/test_bridge_mode.py::test_bridge_mode_reports_a_current_sensor_it_lost"
 CELL_COUNT = "scenario `cell_count_matches`"
+LATE = "tests/test_engine_event_driven.py::test_a_late_decision_times_the_breach_from_its_reading"
+FEEDBACK = "scenario `contactor_feedback_discharge`"
+FEEDBACK_STALE = "tests/test_input_staleness.py::test_a_stale_contactor_feedback_input_fails_safe"
+BRIDGED_ERRORS = (
+    "tests/test_bridge_mode.py::test_errors_reported_by_the_bridged_bms_follow_its_points"
+)
+BRIDGE_FEEDBACK = "tests/test_bridge_mode.py::test_bridge_mode_judges_no_contactor_feedback_and_shows_stale_boards"
+ACK_BAND = "scenario `acknowledge_in_the_hysteresis_band_keeps_the_latch`"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -274,6 +326,80 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule("detect.py", "check_cell_count", r"total = None", "killed-since", note=CELL_COUNT),
     Rule("detect.py", "check_cell_count", r"^`\"breach\", None, ", "verdict-value"),
     Rule("detect.py", "check_*", r'else "(XXminXX|MIN)"\)`$', "pick-word"),
+    Rule("detect.py", "check_current", r"max\(1\.0, i\)", "current-floor"),
+    Rule("detect.py", "check_contactor_feedback", r"^`cmd = ", "verdict-value"),
+    Rule("detect.py", "check_charger_fault", r"^`flags = ", "verdict-value"),
+    Rule("detect.py", "detect", r"Verdict\(v\.state, None, ", "verdict-value"),
+    Rule(
+        "detect.py",
+        "detect",
+        r"Verdict\(v\.state, v\.value, v\.detail, ",
+        "killed-since",
+        note=LATE,
+    ),
+    Rule(
+        "detect.py",
+        "check_contactor_feedback",
+        r"continue` → `break",
+        "killed-since",
+        note=FEEDBACK,
+    ),
+    Rule(
+        "detect.py", "check_contactor_feedback", r"m\.grace\)", "killed-since", note=FEEDBACK_STALE
+    ),
+    # error_book.py
+    Rule("error_book.py", "ErrorBook.step", r"notices \+= ", "notices"),
+    Rule("error_book.py", "ErrorBook.request_go_safe", r", None\)", "wall-clock"),
+    Rule(
+        "error_book.py", "ErrorBook.apply_releases", r'acknowledge\(now_s\) != "cleared"', "notices"
+    ),
+    Rule("error_book.py", "ErrorBook.debounce", r"^`latch_changed = (None|True)`", "latch-write"),
+    Rule("error_book.py", "ErrorBook.debounce", r"detail=", "verdict-value"),
+    Rule("error_book.py", "ErrorBook.debounce", r"seen_s=", "killed-since", note=LATE),
+    Rule("error_book.py", "ErrorBook.debounce", r"^`first = ", "reaction-metric"),
+    Rule("error_book.py", "ErrorBook.debounce", r"ErrorRaised\(", "notices"),
+    Rule(
+        "error_book.py", "ErrorBook._bridged", r"if (not )?self\.errors\[name\]\.active", "notices"
+    ),
+    Rule("error_book.py", "ErrorBook._bridged", r"detail=", "notices"),
+    Rule(
+        "error_book.py",
+        "ErrorBook._bridged",
+        r"ERROR_POINT_PREFIX\) or value",
+        "killed-since",
+        note=BRIDGED_ERRORS,
+    ),
+    Rule("error_book.py", "ErrorBook.reset", r"e\.active or e\.latched", "latched-on-disabled"),
+    Rule(
+        "error_book.py", "ErrorBook.reset", r"bad_since_s is None or", "killed-since", note=ACK_BAND
+    ),
+    Rule("error_book.py", "ErrorBook.__init__", r"latched before restart", "corrupt-text"),
+    # latches.py
+    Rule("latches.py", "*", r"CorruptStateError\(None\)|^`detail = ", "corrupt-text"),
+    Rule("latches.py", "shape", r".", "corrupt-text"),
+    Rule("latches.py", "legacy_go_safe", r".", "legacy-file"),
+    # readings.py
+    Rule("readings.py", "Reader.__init__", r"\+math\.inf if w\.threshold", "window-default"),
+    Rule(
+        "readings.py", "Reader.__init__", r"\(\+math\.inf, dict\(relay_commands\)\)", "log-origin"
+    ),
+    Rule(
+        "readings.py",
+        "Reader.read",
+        r"self\.controller\) or True",
+        "killed-since",
+        note=BRIDGE_FEEDBACK,
+    ),
+    Rule(
+        "readings.py",
+        "stale_reasons",
+        r"controller and b\.scanned",
+        "killed-since",
+        note=BRIDGE_FEEDBACK,
+    ),
+    Rule(
+        "readings.py", "input_signals", r"unknown: bool = True|go_safe\", \)", "stale-input-signal"
+    ),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py

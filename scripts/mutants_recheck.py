@@ -9,7 +9,8 @@ runs pytest there once per mutant with `MUTANT_UNDER_TEST` set, as mutmut's work
 against `--tests` (default: the `[tool.mutmut]` test selection of pyproject.toml). A clean
 run (no mutant) must pass first. Verdicts go to `mutants/recheck.json`
 ({mutant: the first failing test, or "" when it survived again}); scripts/mutants_report.py
-counts a survivor that a recheck killed as `killed since` and names the test.
+counts a survivor that a recheck killed as `killed since` and names the test. JOBS (default
+2) mutants run at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -50,9 +52,12 @@ def main() -> int:
     ap.add_argument("--tests", action="append", default=None, help="a test file (repeatable)")
     ap.add_argument("globs", nargs="*", default=["*"])
     args = ap.parse_args()
-    tests = args.tests or tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"][
-        "pytest_add_cli_args_test_selection"
-    ]
+    tests = (
+        args.tests
+        or tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"][
+            "pytest_add_cli_args_test_selection"
+        ]
+    )
     for d in ("tests", "scenarios"):
         shutil.copytree(d, Path("mutants") / d, dirs_exist_ok=True)
     ok, why = run_tests(tests, "")
@@ -66,13 +71,16 @@ def main() -> int:
         for name, status in statuses.items()
         if status in ("survived", "no tests") and any(fnmatch.fnmatch(name, g) for g in args.globs)
     ]
-    for i, name in enumerate(names, 1):
-        if done.get(name):
-            continue  # killed by an earlier recheck
-        passed, why = run_tests(tests, name)
-        done[name] = "" if passed else why
-        print(f"[{i}/{len(names)}] {'survived' if passed else 'killed by ' + why}: {name}")
-        RECHECK.write_text(json.dumps(done, indent=1, sort_keys=True))
+    todo = [n for n in names if not done.get(n)]  # not killed by an earlier recheck
+    jobs = int(os.environ.get("JOBS", "2"))
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = {pool.submit(run_tests, tests, name): name for name in todo}
+        for i, future in enumerate(as_completed(futures), 1):
+            name = futures[future]
+            passed, why = future.result()
+            done[name] = "" if passed else why
+            print(f"[{i}/{len(todo)}] {'survived' if passed else 'killed by ' + why}: {name}")
+            RECHECK.write_text(json.dumps(done, indent=1, sort_keys=True))
     killed = sum(1 for n in names if done.get(n))
     print(f"{killed} of {len(names)} survivors killed by today's tests")
     return 0
