@@ -79,3 +79,15 @@ def test_a_stale_contactor_feedback_input_fails_safe(tmp_path: Path) -> None:
     assert run.control.errors_active == []
     run.until(8.0)
     assert run.control.errors_active == ["contactor_feedback"]
+
+
+def test_a_lost_humidity_sensor_fails_safe(tmp_path: Path) -> None:
+    """No diagnosis owns the humidity sensor: humidity stale past `engine.current_timeout_s`
+    is unknown and counts as `high_humidity`; the last value (40 %) is not used."""
+    run = Run(tmp_path, inputs_silent=False)
+    run.world.pack.humidity_pct = 40.0
+    run.until(8.0)
+    assert run.control.errors_active == []
+    run.world.pack.humidity_pct = None  # the sensor stops reporting at 8 s
+    run.until(30.0)
+    assert run.control.errors_active == ["high_humidity"]
