@@ -55,9 +55,9 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "seen-s": (
         "gap (timing)",
-        "the heater/cooler delay counted from the decision instead of the reading; in the "
-        "tests the reading and the decision share one instant (as closed for the debouncer "
-        "by tests/test_debounce_timing.py)",
+        "the cooler's delay counted from the decision instead of the reading; in the tests "
+        "the reading and the cooler's decision share one instant (the heater's is pinned by "
+        "tests/test_engine_event_driven.py::test_the_heater_times_its_delay_from_the_reading_too)",
     ),
     "previous-default": (
         "equivalent",
@@ -148,6 +148,31 @@ REASONS: dict[str, tuple[str, str]] = {
         "the value of an input signal while its input is unknown: unknown inputs are stale "
         "(`stale_input_*`), which opens every relay and stops heater and balancing, so only "
         "the published signal differs",
+    ),
+    "silent-floor": (
+        "equivalent in practice",
+        "a board's silence counted as at least 1 s: differs only for a `logic_offline` set "
+        "delay under 1 s, and only while the board is already not answering",
+    ),
+    "none-input": (
+        "equivalent",
+        "an input assigned `none` is read as a signal named `none`, which nothing reads",
+    ),
+    "input-index": (
+        "equivalent",
+        "the bound check of the input number: inputs are numbered 1-4 and the board has 4",
+    ),
+    "reading-time": (
+        "gap (timing)",
+        "the timestamp of a current, humidity or input reading dropped: the delays of the "
+        "checks that judge it then count from the decision, which in the tests is the "
+        "reading's instant; shown for cell readings by "
+        "tests/test_engine_event_driven.py::test_a_late_decision_times_the_breach_from_its_reading",
+    ),
+    "band-word": (
+        "equivalent",
+        "the word of the hysteresis band: the debouncer treats every state other than "
+        "`breach`, `ok` and `unknown` as the band",
     ),
     "killed-since": (
         "test gap, closed",
@@ -292,6 +317,14 @@ BRIDGED_ERRORS = (
 )
 BRIDGE_FEEDBACK = "tests/test_bridge_mode.py::test_bridge_mode_judges_no_contactor_feedback_and_shows_stale_boards"
 ACK_BAND = "scenario `acknowledge_in_the_hysteresis_band_keeps_the_latch`"
+HUMIDITY = "tests/test_input_staleness.py::test_a_lost_humidity_sensor_fails_safe"
+COOLER = "scenario `cooler` (its hysteresis step)"
+OVERRIDES = (
+    "tests/test_remote_control.py::test_override_forces_a_signal_on_off_and_back_to_the_input"
+)
+HEATER_LATE = (
+    "tests/test_engine_event_driven.py::test_the_heater_times_its_delay_from_the_reading_too"
+)
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -398,8 +431,32 @@ SPECIFIC: tuple[Rule, ...] = (
         note=BRIDGE_FEEDBACK,
     ),
     Rule(
-        "readings.py", "input_signals", r"unknown: bool = True|go_safe\", \)", "stale-input-signal"
+        "readings.py",
+        "input_signals",
+        r"unknown: bool = True|unknown=False|\", \),`$",
+        "stale-input-signal",
     ),
+    # measure.py
+    Rule("measure.py", "measure", r"startup_grace_s: float = 1\.0", "default-arg"),
+    Rule("measure.py", "measure", r"silent_s=max\(1\.0", "silent-floor"),
+    Rule("measure.py", "measure", r"hum_t \+ current_timeout_s or", "killed-since", note=HUMIDITY),
+    Rule("measure.py", "measure", r"humidity_fresh\) or True", "killed-since", note=HUMIDITY),
+    Rule("measure.py", "measure", r'if signal == "(XXnoneXX|NONE)"', "none-input"),
+    Rule("measure.py", "measure", r"n - 2 < len", "input-index"),
+    Rule(
+        "measure.py", "measure", r"^`cell_window_v=cell_window_v,` → `\(removed\)`", "verdict-value"
+    ),
+    Rule("measure.py", "measure", r"^`cells_at_s=", "killed-since", note=LATE),
+    Rule("measure.py", "measure", r"^`(current|humidity|inputs)_at_s=", "reading-time"),
+    Rule("measure.py", "measure", r"^`overrides=frozenset", "killed-since", note=OVERRIDES),
+    # thermal.py
+    Rule("thermal.py", "level", r'"(XXbandXX|BAND)"', "band-word"),
+    Rule("thermal.py", "decide_thermal", r"cells_complete\) or True", "cells-incomplete"),
+    Rule(
+        "thermal.py", "decide_thermal", r"^`seen_s=m\.cells_at_s,", "killed-since", 66, HEATER_LATE
+    ),
+    Rule("thermal.py", "decide_thermal", r"^`seen_s=m\.cells_at_s,", "seen-s", 73),
+    Rule("thermal.py", "level", r"value <= tol\) or True", "killed-since", note=COOLER),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
