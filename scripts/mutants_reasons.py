@@ -204,8 +204,8 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "levels-input": (
         "gap (indication)",
-        "SOC or current passed as unknown to the indication levels, a rounding digit of the "
-        "published SOC: display values no scenario asserts at that precision",
+        "a rounding digit of the published SOC or of the CVL (pack cells x the per-cell "
+        "voltage, configured with at most 3 decimals): no value differs at that precision",
     ),
 }
 
@@ -325,6 +325,10 @@ OVERRIDES = (
 HEATER_LATE = (
     "tests/test_engine_event_driven.py::test_the_heater_times_its_delay_from_the_reading_too"
 )
+COMMANDS = "tests/test_engine_commands.py"
+LIMIT_MATH = "tests/test_limit_math.py"
+BRIDGE_HOT = "tests/test_bridge_mode.py::test_bridge_mode_balances_no_board_that_is_too_hot"
+WARM_BOARD = "scenario `logic_high_temperature` (a warm board below max)"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -457,6 +461,26 @@ SPECIFIC: tuple[Rule, ...] = (
     ),
     Rule("thermal.py", "decide_thermal", r"^`seen_s=m\.cells_at_s,", "seen-s", 73),
     Rule("thermal.py", "level", r"value <= tol\) or True", "killed-since", note=COOLER),
+    # balancing.py, balancer.py
+    Rule("balancing.py", "mode_allows", r"return False` → `return True", "current-unknown"),
+    Rule("balancing.py", "decide", r"requested: bool = True", "default-arg"),
+    Rule("balancing.py", "decide", r"previous\.get\(board, 1\)", "previous-default"),
+    Rule("balancer.py", "Balancer.step", r"dict\.fromkeys\(self\.boards, 1\)", "previous-default"),
+    Rule(
+        "balancer.py",
+        "Balancer.step",
+        r"self\.controller and v\.scanned",
+        "killed-since",
+        note=BRIDGE_HOT,
+    ),
+    Rule("balancer.py", "Balancer.step", r"lht\.tolerant if", "killed-since", note=WARM_BOARD),
+    # limits.py
+    Rule("limits.py", "ramp_down", r".", "killed-since", note=LIMIT_MATH),
+    Rule("limits.py", "_temp_factor", r"f = 2\.0", "killed-since", note=LIMIT_MATH),
+    Rule("limits.py", "target_limits", r"round\(x\.cells \* p\.cvl_cell_v, 4\)", "levels-input"),
+    Rule("limits.py", "target_limits", r'"unknown_cell_voltage"\] = 1\.0', "cells-incomplete"),
+    # thermal.py (delays)
+    Rule("thermal.py", "decide_thermal", r"/ 1001", "delay-scale"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py

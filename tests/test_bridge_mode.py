@@ -174,3 +174,15 @@ def test_bridge_mode_judges_no_contactor_feedback_and_shows_stale_boards(tmp_pat
     run.world.pack.set_board_online(2, False)
     run.until(15.0)
     assert "stale_board_2" in run.control.reasons["discharge_contactor"]
+
+
+def test_bridge_mode_balances_no_board_that_is_too_hot(tmp_path: Path) -> None:
+    run = Run(make_world(tmp_path, "bridge", balancing={"mode": "always"}))
+    run.world.pack.force_cells(3.30)
+    run.world.pack.force_cell_voltage(1, 3, 3.45)
+    run.world.pack.force_cell_voltage(2, 5, 3.45)
+    run.until(3.0)
+    assert run.control.balancing == {1: 1 << 2, 2: 1 << 4}
+    run.world.pack.board(1).board_temperature_c = 75.0
+    run.until(4.0)
+    assert run.control.balancing == {1: 0, 2: 1 << 4}
