@@ -71,8 +71,9 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "cells-incomplete": (
         "equivalent in effect",
-        "cells used although the scan is incomplete: an incomplete scan means a board is not "
-        "fresh, which is stale data and opens every relay and stops heater and balancing",
+        "cells used although the scan is incomplete (or an unknown highest cell not derating "
+        "CCL): an incomplete scan means a board is not fresh, which is stale data: every "
+        "relay opens, heater and balancing stop, and CCL is 0 because charging is blocked",
     ),
     "latched-on-disabled": (
         "equivalent",
