@@ -175,6 +175,11 @@ REASONS: dict[str, tuple[str, str]] = {
         "the word of the hysteresis band: the debouncer treats every state other than "
         "`breach`, `ok` and `unknown` as the band",
     ),
+    "eoc-ccl": (
+        "equivalent",
+        "the end-of-charge factor of CCL: at end of charge `allow_charging` opens, which "
+        "blocks charging, and a blocked direction's limit is 0 anyway",
+    ),
     "killed-since": (
         "test gap, closed",
         "no test of the run saw it; a test added since (named in the note) fails with the "
@@ -205,8 +210,10 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "levels-input": (
         "gap (indication)",
-        "a rounding digit of the published SOC or of the CVL (pack cells x the per-cell "
-        "voltage, configured with at most 3 decimals): no value differs at that precision",
+        "the rounding of a published value: SOC or CVL to one more digit (CVL is pack cells x "
+        "a per-cell voltage configured with at most 3 decimals), CCL/DCL to 4 decimals or to "
+        "whole amperes; the scenarios judge limits to within 0.1 A, so whole-ampere rounding "
+        "of a derated limit is a small gap (the inverter frame carries 0.1 A)",
     ),
 }
 
@@ -330,6 +337,8 @@ COMMANDS = "tests/test_engine_commands.py"
 LIMIT_MATH = "tests/test_limit_math.py"
 BRIDGE_HOT = "tests/test_bridge_mode.py::test_bridge_mode_balances_no_board_that_is_too_hot"
 WARM_BOARD = "scenario `logic_high_temperature` (a warm board below max)"
+DERATING = "scenario `limits_derating` (temperature and low-cell steps)"
+UNKNOWN_TEMP = "scenario `limits_unknown_temperature`"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -477,7 +486,44 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule("balancer.py", "Balancer.step", r"lht\.tolerant if", "killed-since", note=WARM_BOARD),
     # limits.py
     Rule("limits.py", "ramp_down", r".", "killed-since", note=LIMIT_MATH),
-    Rule("limits.py", "_temp_factor", r"f = 2\.0", "killed-since", note=LIMIT_MATH),
+    Rule("limits.py", "temp_factor", r"f = 2\.0", "killed-since", note=LIMIT_MATH),
+    Rule(
+        "limits.py",
+        "target_limits",
+        r"p\.(dis)?charge_t_m(in|ax), None|, None, p\.discharge_t_max",
+        "killed-since",
+        note=DERATING,
+    ),
+    Rule("limits.py", "target_limits", r"\+p\.discharge_end_v", "killed-since", note=DERATING),
+    Rule(
+        "limits.py",
+        "target_limits",
+        r"tf or 1\.0|tf is not None\) or True",
+        "killed-since",
+        note=UNKNOWN_TEMP,
+    ),
+    Rule(
+        "limits.py",
+        "target_limits",
+        r"tf is not None\) and False|if tf is None else",
+        "killed-since",
+        note=DERATING,
+    ),
+    Rule(
+        "limits.py",
+        "target_limits",
+        r"charge_soc_start, 2\.0|\(1 \+ p\.charge_soc_min\)|\(2 - p\.charge_soc_min\)|discharge_soc_start, 1\.0\)",
+        "killed-since",
+        note=SOC_DERATING,
+    ),
+    Rule("limits.py", "target_limits", r'"end_of_charge"\] = 1\.0', "eoc-ccl"),
+    Rule("limits.py", "target_limits", r"round\((ccl|dcl), (4|None)\)", "levels-input"),
+    Rule(
+        "limits.py",
+        "target_limits",
+        r"if v < 2\.0\]|reasons\[\"(XXdclXX|DCL|XXcclXX|CCL)\"\]",
+        "text",
+    ),
     Rule("limits.py", "target_limits", r"round\(x\.cells \* p\.cvl_cell_v, 4\)", "levels-input"),
     Rule("limits.py", "target_limits", r'"unknown_cell_voltage"\] = 1\.0', "cells-incomplete"),
     # thermal.py (delays)
