@@ -180,6 +180,17 @@ REASONS: dict[str, tuple[str, str]] = {
         "the end-of-charge factor of CCL: at end of charge `allow_charging` opens, which "
         "blocks charging, and a blocked direction's limit is 0 anyway",
     ),
+    "extra-wake": (
+        "equivalent",
+        "one extra decision is scheduled (the engine steps again, with the same result)",
+    ),
+    "wake-late": (
+        "gap (timing, late side only)",
+        "the wake-up time computed for a pending delay is later than due (or missing): "
+        "`update()` itself checks every delay, so nothing acts early; it acts at the next "
+        "decision instead, which in the scenarios comes with the next poll (0.1-1 s). "
+        "test_engine_event_driven.py pins the set delays of cell errors and Ton/Toff",
+    ),
     "killed-since": (
         "test gap, closed",
         "no test of the run saw it; a test added since (named in the note) fails with the "
@@ -339,6 +350,7 @@ BRIDGE_HOT = "tests/test_bridge_mode.py::test_bridge_mode_balances_no_board_that
 WARM_BOARD = "scenario `logic_high_temperature` (a warm board below max)"
 DERATING = "scenario `limits_derating` (temperature and low-cell steps)"
 UNKNOWN_TEMP = "scenario `limits_unknown_temperature`"
+DISABLED_LIMIT = "scenario `limits_disabled_protection`"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -517,7 +529,26 @@ SPECIFIC: tuple[Rule, ...] = (
         note=SOC_DERATING,
     ),
     Rule("limits.py", "target_limits", r'"end_of_charge"\] = 1\.0', "eoc-ccl"),
-    Rule("limits.py", "target_limits", r"round\((ccl|dcl), (4|None)\)", "levels-input"),
+    Rule(
+        "limits.py", "*", r"round\(\w+( \+ self\.rate_a_per_s \* dt)?, (4|None|)\)", "levels-input"
+    ),
+    # limiting.py, deadlines.py
+    Rule("limiting.py", "limit_params", r"enable\) or True", "killed-since", note=DISABLED_LIMIT),
+    Rule(
+        "limiting.py",
+        "limit_params",
+        r"^`(dis)?charge_t_m(in|ax)=thr",
+        "killed-since",
+        note=DERATING,
+    ),
+    Rule("limiting.py", "Limiter.__init__", r"self\.ramping = True", "extra-wake"),
+    Rule("limiting.py", "Limiter.decide", r'"(XXdcl_aXX|DCL_A|XXccl_aXX|CCL_A)"', "text"),
+    Rule(
+        "deadlines.py",
+        "next_decision_s",
+        r"SELF_TIMED\) and False|1\.0 if name in SELF_TIMED",
+        "wake-late",
+    ),
     Rule(
         "limits.py",
         "target_limits",
