@@ -546,7 +546,7 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule(
         "deadlines.py",
         "next_decision_s",
-        r"SELF_TIMED\) and False|1\.0 if name in SELF_TIMED",
+        r"SELF_TIMED\) and False|1\.0 if name in SELF_TIMED|add\(None\)",
         "wake-late",
     ),
     Rule(
