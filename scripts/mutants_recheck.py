@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mutants_report import load
+from mutants_reasons import reason_for
+from mutants_report import describe, load
 
 RECHECK = Path("mutants/recheck.json")
 
@@ -50,6 +51,9 @@ def run_tests(tests: list[str], mutant: str) -> tuple[bool, str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tests", action="append", default=None, help="a test file (repeatable)")
+    ap.add_argument(
+        "--unexplained", action="store_true", help="only survivors no rule gives a reason"
+    )
     ap.add_argument("globs", nargs="*", default=["*"])
     args = ap.parse_args()
     tests = (
@@ -67,9 +71,11 @@ def main() -> int:
     done: dict[str, str] = json.loads(RECHECK.read_text()) if RECHECK.exists() else {}
     names = [
         name
-        for statuses in load().values()
+        for module, statuses in load().items()
         for name, status in statuses.items()
-        if status in ("survived", "no tests") and any(fnmatch.fnmatch(name, g) for g in args.globs)
+        if status in ("survived", "no tests")
+        and any(fnmatch.fnmatch(name, g) for g in args.globs)
+        and not (args.unexplained and reason_for(module, *describe(name)))
     ]
     todo = [n for n in names if not done.get(n)]  # not killed by an earlier recheck
     jobs = int(os.environ.get("JOBS", "2"))
