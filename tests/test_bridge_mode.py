@@ -186,3 +186,12 @@ def test_bridge_mode_balances_no_board_that_is_too_hot(tmp_path: Path) -> None:
     run.world.pack.board(1).board_temperature_c = 75.0
     run.until(4.0)
     assert run.control.balancing == {1: 0, 2: 1 << 4}
+
+
+def test_a_bridged_limit_of_zero_forbids_that_direction(tmp_path: Path) -> None:
+    run = Run(make_world(tmp_path, "bridge"))
+    run.until(30.0)
+    run.points(main2x__charge_current_limit_a=0.0, main2x__discharge_current_limit_a=0.5)
+    run.until(31.0)
+    assert run.control.limits["ccl_a"] == 0.0
+    assert run.control.limits["dcl_a"] == pytest.approx(0.5)

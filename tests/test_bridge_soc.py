@@ -90,3 +90,18 @@ def test_controller_mode_ignores_bridged_soc(tmp_path: Path) -> None:
     run.points("bms", main2x__soc_pct=12.0)
     run.until(2.0)
     assert run.soc == pytest.approx(0.6)
+
+
+def test_bridged_soc_edges_and_the_can_point_alone(tmp_path: Path) -> None:
+    """0 % and 100 % are SOCs; 100.5 % is not; the CAN point counts without the Modbus one."""
+    run = Run(make_world(tmp_path, "bridge"))
+    run.until(1.0)
+    run.points("can", bms_main__soc_pct=0)
+    run.until(2.0)
+    assert run.soc == pytest.approx(0.0)
+    run.points("can", bms_main__soc_pct=100)
+    run.until(3.0)
+    assert run.soc == pytest.approx(1.0)
+    run.points("bms", main2x__soc_pct=100.5)  # implausible: the CAN point still counts
+    run.until(4.0)
+    assert run.soc == pytest.approx(1.0)
