@@ -191,6 +191,33 @@ REASONS: dict[str, tuple[str, str]] = {
         "decision instead, which in the scenarios comes with the next poll (0.1-1 s). "
         "test_engine_event_driven.py pins the set delays of cell errors and Ton/Toff",
     ),
+    "single-point": (
+        "equivalent",
+        "`break` for `continue` in a loop over one point (each bridged limit has one point)",
+    ),
+    "wake-filter": (
+        "gap (timing)",
+        "the wake-up filter decides which readings start a decision: a mutant that lets more "
+        "through only adds decisions (same result); one that lets fewer through delays a "
+        "decision to the next changed reading, deadline or heartbeat, never acts early",
+    ),
+    "energy": (
+        "gap (accounting)",
+        "the energy and charge counters (kWh, Ah, cycles) and their file: the split at a zero "
+        "crossing, floors, file options; tests/test_energy.py pins whole charge/discharge "
+        "runs and the restart, not these details. No control decision reads them",
+    ),
+    "import-time": (
+        "equivalent under mutmut",
+        "the function runs only at import (the protection table's rows, the config model's "
+        "field defaults), before a worker selects the mutant; the values themselves are "
+        "checked by tests/test_protection_table.py and tests/test_config*.py",
+    ),
+    "outside-selection": (
+        "not run by the selection",
+        "the gateway's start-up path; run by tests/test_run_command.py (a real gateway "
+        "process with a broker), outside the mutation selection",
+    ),
     "killed-since": (
         "test gap, closed",
         "no test of the run saw it; a test added since (named in the note) fails with the "
@@ -351,6 +378,8 @@ WARM_BOARD = "scenario `logic_high_temperature` (a warm board below max)"
 DERATING = "scenario `limits_derating` (temperature and low-cell steps)"
 UNKNOWN_TEMP = "scenario `limits_unknown_temperature`"
 DISABLED_LIMIT = "scenario `limits_disabled_protection`"
+BRIDGE_EDGES = "tests/test_bridge_soc.py::test_bridged_soc_edges_and_the_can_point_alone"
+BRIDGE_ZERO = "tests/test_bridge_mode.py::test_a_bridged_limit_of_zero_forbids_that_direction"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -559,6 +588,32 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule("limits.py", "target_limits", r'"unknown_cell_voltage"\] = 1\.0', "cells-incomplete"),
     # thermal.py (delays)
     Rule("thermal.py", "decide_thermal", r"/ 1001", "delay-scale"),
+    # bridge.py
+    Rule(
+        "bridge.py",
+        "bridged_soc",
+        r"continue` → `break|1\.0 <= value|101\.0",
+        "killed-since",
+        note=BRIDGE_EDGES,
+    ),
+    Rule("bridge.py", "bridged_limits", r"continue` → `break", "single-point"),
+    Rule("bridge.py", "bridged_limits", r"value >= 1", "killed-since", note=BRIDGE_ZERO),
+    # the engine's wake-up: which readings start a decision, when deadlines fall due
+    Rule("wake.py", "*", r".", "wake-filter"),
+    Rule("deadlines.py", "next_decision_s", r".", "wake-late"),
+    Rule("component.py", "EngineComponent.run", r"name=|, \)`$", "text"),
+    Rule("component.py", "EngineComponent._wait_input", r".", "wake-late"),
+    Rule(
+        "component.py",
+        "EngineComponent._decide",
+        r"beat_s = |heartbeat\(now\) and need",
+        "wake-late",
+    ),
+    # energy counters, import-time builders, start-up factory
+    Rule("energy.py", "*", r".", "energy"),
+    Rule("table.py", "p", r".", "import-time"),
+    Rule("io_settings.py", "*", r"Field\(", "import-time"),
+    Rule("__init__.py", "build_engine", r".", "outside-selection"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
