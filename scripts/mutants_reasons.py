@@ -191,6 +191,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "decision instead, which in the scenarios comes with the next poll (0.1-1 s). "
         "test_engine_event_driven.py pins the set delays of cell errors and Ton/Toff",
     ),
+    "falsy": (
+        "equivalent",
+        "`None` for `False` where the value is only tested for truth",
+    ),
     "single-point": (
         "equivalent",
         "`break` for `continue` in a loop over one point (each bridged limit has one point)",
@@ -603,6 +607,8 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule("deadlines.py", "next_decision_s", r".", "wake-late"),
     Rule("component.py", "EngineComponent.run", r"name=|, \)`$", "text"),
     Rule("component.py", "EngineComponent._wait_input", r".", "wake-late"),
+    Rule("component.py", "EngineComponent._relevant", r".", "wake-filter"),
+    Rule("component.py", "EngineComponent.heartbeat", r"need = None", "falsy"),
     Rule(
         "component.py",
         "EngineComponent._decide",
