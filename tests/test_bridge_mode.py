@@ -13,41 +13,21 @@ from typing import Any
 
 import pytest
 
-from gateway.config import load_config
 from gateway.core.events import PointsRead
 from gateway.scenario.world import World
-from gateway.sim.pack import PackModel
+from tests.support.world import SyncStepper, build_world
 
 
 def make_world(tmp_path: Path, mode: str, **extra: Any) -> World:
-    data: dict[str, Any] = {
-        "gateway": {"state_dir": str(tmp_path), "mode": mode},
-        "soc": {"bridge_timeout_s": 5.0},
-        **extra,
-    }
-    return World.build(load_config(None, data, env=False), PackModel(2, 16), initial_soc=0.6)
+    return build_world(tmp_path, mode, soc={"bridge_timeout_s": 5.0}, **extra)
 
 
-class Run:
+class Run(SyncStepper):
     """Virtual time in 0.1 s steps; `poll=False` leaves the boards unread."""
-
-    def __init__(self, world: World, poll: bool = True) -> None:
-        self.world, self.poll, self.t = world, poll, 0.0
-
-    def until(self, until_s: float) -> None:
-        while self.t <= until_s + 1e-9:
-            if self.poll:
-                self.world.logic.poll(self.t)
-            self.world.engine.cycle(self.t)
-            self.t = round(self.t + 0.1, 6)
 
     def points(self, **values: float) -> None:
         pts = {k.replace("__", "."): v for k, v in values.items()}
         self.world.ctx.bus.publish(PointsRead(at_s=self.t, source="bms", values=pts))
-
-    @property
-    def control(self) -> Any:
-        return self.world.ctx.store.state.control
 
 
 def test_bridged_limits_win_while_fresh_then_the_own_limits_return(tmp_path: Path) -> None:

@@ -10,24 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.config import load_config
 from gateway.control.commands import CommandApplied, CommandRequested
-from gateway.scenario.world import World
-from gateway.sim.pack import PackModel
+from tests.support.world import SyncStepper, build_world
 
 
-class Run:
+class Run(SyncStepper):
     def __init__(self, tmp_path: Path, mode: str = "controller", **extra: Any) -> None:
-        data = {"gateway": {"state_dir": str(tmp_path), "mode": mode}, **extra}
-        self.world = World.build(load_config(None, data, env=False), PackModel(2, 16), 0.6)
+        super().__init__(build_world(tmp_path, mode, **extra))
         self.answers = self.world.ctx.bus.subscribe("test", CommandApplied)
-        self.t, self.request = 0.0, 0
-
-    def until(self, until_s: float) -> None:
-        while self.t <= until_s + 1e-9:
-            self.world.logic.poll(self.t)
-            self.world.engine.cycle(self.t)
-            self.t = round(self.t + 0.1, 6)
+        self.request = 0
 
     def command(self, command: str, **kw: Any) -> CommandApplied:
         self.request += 1

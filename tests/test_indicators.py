@@ -8,14 +8,11 @@ board, DS5-DS8 the relays 3, 4, 1 and 2. Patterns are published as the `DS<n>` r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.config import load_config
 from gateway.control.indicators import blink, indicators
-from gateway.scenario.world import World
-from gateway.sim.pack import PackModel
+from tests.support.world import SyncStepper, build_world
 
 
 @pytest.mark.parametrize(
@@ -64,21 +61,12 @@ def test_patterns_from_the_engine_state() -> None:
     assert (stopped["DS2"], stopped["DS3"], stopped["DS4"]) == ("off", "blink_25hz", "off")
 
 
-class Run:
-    def __init__(self, tmp_path: Path, mode: str = "controller", **extra: Any) -> None:
-        data = {"gateway": {"state_dir": str(tmp_path), "mode": mode}, **extra}
-        self.world = World.build(load_config(None, data, env=False), PackModel(2, 16), 0.6)
-        self.t, self.poll = 0.0, True
-
-    def until(self, until_s: float) -> None:
-        while self.t <= until_s + 1e-9:
-            if self.poll:
-                self.world.logic.poll(self.t)
-            self.world.engine.cycle(self.t)
-            self.t = round(self.t + 0.1, 6)
+class Run(SyncStepper):
+    def __init__(self, tmp_path: Path, mode: str = "controller") -> None:
+        super().__init__(build_world(tmp_path, mode))
 
     def patterns(self) -> dict[str, str]:
-        reasons = self.world.ctx.store.state.control.reasons
+        reasons = self.control.reasons
         return {f"DS{n}": reasons[f"DS{n}"][0] for n in range(2, 9)}
 
 

@@ -9,24 +9,24 @@ drives (`battery_cover` here: the cover might be open); every relay is open mean
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from gateway.config import load_config
 from gateway.core.events import Event, InputsRead
-from gateway.scenario.world import World
-from gateway.sim.pack import PackModel
+from tests.support.world import SyncStepper, build_world
 
 
-class Run:
+class Run(SyncStepper):
+    """A pack whose discrete-input link can be silenced (`inputs_silent`)."""
+
     def __init__(self, tmp_path: Path, inputs_silent: bool, signal: str = "battery_cover") -> None:
-        data: dict[str, Any] = {
-            "gateway": {"state_dir": str(tmp_path)},
-            "inputs": {1: {"signal": signal}},
-            "engine": {"startup_grace_s": 5.0, "inputs_timeout_s": 3.0},
-            "protections": {"battery_cover": {"set_delay_ms": 500}},
-        }
-        self.world = World.build(load_config(None, data, env=False), PackModel(2, 16), 0.6)
-        self.inputs_silent, self.t = inputs_silent, 0.0
+        super().__init__(
+            build_world(
+                tmp_path,
+                inputs={1: {"signal": signal}},
+                engine={"startup_grace_s": 5.0, "inputs_timeout_s": 3.0},
+                protections={"battery_cover": {"set_delay_ms": 500}},
+            )
+        )
+        self.inputs_silent = inputs_silent
         bus = self.world.ctx.bus
         publish = bus.publish
 
@@ -35,16 +35,6 @@ class Run:
                 publish(event)
 
         bus.publish = filtered  # type: ignore[method-assign]
-
-    def until(self, until_s: float) -> None:
-        while self.t <= until_s + 1e-9:
-            self.world.logic.poll(self.t)
-            self.world.engine.cycle(self.t)
-            self.t = round(self.t + 0.1, 6)
-
-    @property
-    def control(self) -> Any:
-        return self.world.ctx.store.state.control
 
 
 def test_inputs_not_read_yet_only_wait_during_the_grace(tmp_path: Path) -> None:
