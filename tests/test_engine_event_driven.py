@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gateway.config import load_config
@@ -45,16 +46,32 @@ def _count_steps(world: World) -> list[float]:
     return seen
 
 
+@contextlib.asynccontextmanager
+async def running(world: World) -> AsyncIterator[None]:
+    """The real `EngineComponent.run()` loop, cancelled on exit."""
+    task = asyncio.create_task(world.engine.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def poll_at(world: World, *times_s: float) -> None:
+    """Move the clock to each time and read the boards there."""
+    for t in times_s:
+        await world.clock.advance_to(t)
+        world.logic.poll(t)
+
+
 async def test_a_breach_acts_exactly_at_its_set_delay_from_the_reading(tmp_path: Path) -> None:
     world = _world(tmp_path, protections={"cell_overvoltage": {"set_delay_ms": 1250}})
     relays = world.ctx.drivers.relays
     steps = _count_steps(world)
     world.logic.poll(0.0)
-    task = asyncio.create_task(world.engine.run())
-    try:
-        for t in (1.0, 2.0, 3.0):
-            await world.clock.advance_to(t)
-            world.logic.poll(t)
+    async with running(world):
+        await poll_at(world, 1.0, 2.0, 3.0)
         await world.clock.advance_to(3.5)
         assert relays.relay_closed(3)
         decided = len(steps)
@@ -74,10 +91,6 @@ async def test_a_breach_acts_exactly_at_its_set_delay_from_the_reading(tmp_path:
         assert reaction is not None and math.isclose(reaction, 1.25, abs_tol=1e-9)
         # a few decisions per poll, none in between: 1 poll + 1 deadline + stale checks
         assert len(steps) - decided <= 4
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert not any(relays.relay_closed(n) for n in range(1, 5))
 
 
@@ -93,8 +106,7 @@ async def test_no_inputs_no_decisions_but_the_lease_is_renewed(tmp_path: Path) -
     )
     relays = world.ctx.drivers.relays
     world.logic.poll(0.0)
-    task = asyncio.create_task(world.engine.run())
-    try:
+    async with running(world):
         await world.clock.advance_to(6.0)  # past the start-up grace
         assert relays.relay_closed(1)
         steps = _count_steps(world)
@@ -106,10 +118,6 @@ async def test_no_inputs_no_decisions_but_the_lease_is_renewed(tmp_path: Path) -
         await world.clock.advance_to(30.5)
         assert len(steps) == 1 and 30.0 < steps[0] < 30.001
         assert not relays.relay_closed(1)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_ton_and_toff_act_exactly_when_due(tmp_path: Path) -> None:
@@ -122,8 +130,7 @@ async def test_ton_and_toff_act_exactly_when_due(tmp_path: Path) -> None:
     )
     relays = world.ctx.drivers.relays
     world.logic.poll(0.0)
-    task = asyncio.create_task(world.engine.run())
-    try:
+    async with running(world):
         await world.clock.advance_to(6.0)  # past the start-up grace; no request yet
         assert not relays.relay_closed(1)
         steps = _count_steps(world)
@@ -142,10 +149,6 @@ async def test_ton_and_toff_act_exactly_when_due(tmp_path: Path) -> None:
         await world.clock.advance_to(10.5)
         assert not relays.relay_closed(1), "did not open at Toff"
         assert 10.5 in steps
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_late_decision_times_the_breach_from_its_reading(tmp_path: Path) -> None:
@@ -153,11 +156,8 @@ async def test_a_late_decision_times_the_breach_from_its_reading(tmp_path: Path)
     world = _world(tmp_path, protections={"cell_overvoltage": {"set_delay_ms": 1250}})
     relays = world.ctx.drivers.relays
     world.logic.poll(0.0)
-    task = asyncio.create_task(world.engine.run())
-    try:
-        for t in (1.0, 2.0, 3.0):
-            await world.clock.advance_to(t)
-            world.logic.poll(t)
+    async with running(world):
+        await poll_at(world, 1.0, 2.0, 3.0)
         await world.clock.advance_to(3.5)
         world.pack.force_cells(3.70)
         world.logic.poll(3.1)  # the scan began at 3.1; the engine hears of it at 3.5
@@ -171,10 +171,6 @@ async def test_a_late_decision_times_the_breach_from_its_reading(tmp_path: Path)
             f"{REACTION}_sum", {"error": "cell_overvoltage"}
         )
         assert reaction is not None and math.isclose(reaction, 1.25, abs_tol=1e-9)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_the_heater_times_its_delay_from_the_reading_too(tmp_path: Path) -> None:
@@ -184,23 +180,14 @@ async def test_the_heater_times_its_delay_from_the_reading_too(tmp_path: Path) -
     )
     relays = world.ctx.drivers.relays
     world.logic.poll(0.0)
-    task = asyncio.create_task(world.engine.run())
-    try:
-        for t in (1.0, 2.0, 3.0):
-            await world.clock.advance_to(t)
-            world.logic.poll(t)
+    async with running(world):
+        await poll_at(world, 1.0, 2.0, 3.0)
         await world.clock.advance_to(3.5)
         assert not relays.relay_closed(4)
         world.pack.force_temperature(3.0)
         world.logic.poll(3.1)  # read at 3.1, heard of at 3.5
-        for t in (4.0, 5.0):
-            await world.clock.advance_to(t)
-            world.logic.poll(t)
+        await poll_at(world, 4.0, 5.0)
         await world.clock.advance_to(5.099)
         assert not relays.relay_closed(4), "heated before the set delay"
         await world.clock.advance_to(5.1)
         assert relays.relay_closed(4), "the heater's delay was counted from the decision"
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
