@@ -222,6 +222,31 @@ REASONS: dict[str, tuple[str, str]] = {
         "the gateway's start-up path; run by tests/test_run_command.py (a real gateway "
         "process with a broker), outside the mutation selection",
     ),
+    "driver-text": (
+        "display",
+        "the text of a `relay_driver_fault` (what the driver said); the fault is still raised",
+    ),
+    "confirmed": (
+        "display",
+        "the relay driver's read-back published beside each relay; the simulated driver "
+        "confirms what it was told, a GPIO read-back is hardware (tests/test_driver_contract.py)",
+    ),
+    "shutdown": (
+        "gap (stop)",
+        "what the engine publishes and saves when it stops (relays shown open with "
+        "`engine_stopped`, the running metric 0, the SOC saved at once): the relays themselves "
+        "are opened by the driver's close (tests/test_engine_component.py, "
+        "tests/test_run_command.py); these published details are asserted by no selected test",
+    ),
+    "metric": (
+        "display",
+        "a Prometheus metric's label or value (tests/test_prometheus.py, outside the selection)",
+    ),
+    "reason-text": (
+        "display",
+        "`reasons.py` builds the reason words shown per relay, output and signal; no decision "
+        "reads them (the public contactor words are asserted by the `reason_words_*` scenarios)",
+    ),
     "killed-since": (
         "test gap, closed",
         "no test of the run saw it; a test added since (named in the note) fails with the "
@@ -384,6 +409,7 @@ UNKNOWN_TEMP = "scenario `limits_unknown_temperature`"
 DISABLED_LIMIT = "scenario `limits_disabled_protection`"
 BRIDGE_EDGES = "tests/test_bridge_soc.py::test_bridged_soc_edges_and_the_can_point_alone"
 BRIDGE_ZERO = "tests/test_bridge_mode.py::test_a_bridged_limit_of_zero_forbids_that_direction"
+FOUR_OUTPUTS = "scenario `signal_levels` (all four outputs)"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -620,6 +646,21 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule("table.py", "p", r".", "import-time"),
     Rule("io_settings.py", "*", r"Field\(", "import-time"),
     Rule("__init__.py", "build_engine", r".", "outside-selection"),
+    # component.py: what the component publishes around the decisions
+    Rule("component.py", "EngineComponent._report_driver_fault", r".", "driver-text"),
+    Rule("component.py", "EngineComponent._publish_confirmed", r".", "confirmed"),
+    Rule("component.py", "EngineComponent.shutdown", r".", "shutdown"),
+    Rule("component.py", "EngineComponent.heartbeat", r"driver_failures\.labels", "metric"),
+    Rule("component.py", "EngineComponent.heartbeat", r".", "wake-late"),
+    Rule(
+        "io_settings.py",
+        "OutputsSection.functions",
+        r"5: self\.o4",
+        "killed-since",
+        note=FOUR_OUTPUTS,
+    ),
+    # reasons.py builds the reason words only
+    Rule("reasons.py", "*", r".", "reason-text"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
