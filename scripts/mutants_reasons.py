@@ -245,7 +245,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "reason-text": (
         "display",
         "`reasons.py` builds the reason words shown per relay, output and signal; no decision "
-        "reads them (the public contactor words are asserted by the `reason_words_*` scenarios)",
+        "reads the words (the limits take a blocked direction's list, never empty, to name the "
+        "block; the public contactor words are asserted by the `reason_words_*` scenarios)",
     ),
     "killed-since": (
         "test gap, closed",
