@@ -660,6 +660,7 @@ SPECIFIC: tuple[Rule, ...] = (
         "killed-since",
         note=FOUR_OUTPUTS,
     ),
+    Rule("engine_metrics.py", "*", r".", "metric"),
     # reasons.py builds the reason words only
     Rule("reasons.py", "*", r".", "reason-text"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
