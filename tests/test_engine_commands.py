@@ -49,6 +49,7 @@ def test_go_safe_opens_every_relay_until_released(tmp_path: Path) -> None:
     assert run.closed(1)
     a = run.command("go_safe", active=True)
     assert a.ok and a.detail == "go-safe requested: every relay opens"
+    assert run.world.engine.engine.go_safe_requests == {"mqtt"}  # kept per source
     assert not any(run.closed(n) for n in range(1, 5))
     run.world.engine.engine.request_go_safe("modbus", True)  # a second source
     a = run.command("go_safe", active=False)
@@ -115,3 +116,19 @@ def test_an_unknown_command_is_refused(tmp_path: Path) -> None:
         "ok": False,
         "detail": "unknown command 'reboot'",
     }
+
+
+def test_ack_of_every_latch_and_of_one_name(tmp_path: Path) -> None:
+    latch = {"latch": True}
+    run = Run(tmp_path, protections={"cell_overvoltage": latch, "cell_undervoltage": latch})
+    run.until(2.0)
+    run.world.pack.force_cell_voltage(2, 1, 2.40)  # only the under-voltage latches
+    run.until(5.0)
+    run.world.pack.force_cell_voltage(2, 1, 3.30)
+    run.until(20.0)
+    a = run.command("ack", errors=("cell_overvoltage",))  # not the latched one: kept
+    assert not a.ok and run.errors == ["cell_undervoltage"]
+    a = run.command("ack")  # every latch, whatever comes first in the table
+    assert (a.ok, a.cleared) == (True, ("cell_undervoltage",))
+    run.until(run.t + 2.0)
+    assert run.errors == []
