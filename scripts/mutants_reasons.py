@@ -121,7 +121,19 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "latch-write": (
         "equivalent",
-        "the latch file is written again with the same content",
+        "the latch file is written again with the same content, or not again when an "
+        "acknowledged latch clears (the acknowledgement already wrote the file without it)",
+    ),
+    "reset-origin": (
+        "gap (reset counter)",
+        "the baseline of the `request.error_reset` counter at start (0 -> 1): the first reset "
+        "request after a start would be taken as no change; tests/test_remote_control.py "
+        "resets twice and the first one, with the breach present, changes nothing either way",
+    ),
+    "fail-safe-stuck": (
+        "gap (fail-safe direction)",
+        "a go-safe release whose file write had to wait is never applied: go-safe stays "
+        "(every relay open) until restart; no test delays the write of a go-safe release",
     ),
     "reaction-metric": (
         "gap (metric)",
@@ -411,6 +423,8 @@ DISABLED_LIMIT = "scenario `limits_disabled_protection`"
 BRIDGE_EDGES = "tests/test_bridge_soc.py::test_bridged_soc_edges_and_the_can_point_alone"
 BRIDGE_ZERO = "tests/test_bridge_mode.py::test_a_bridged_limit_of_zero_forbids_that_direction"
 FOUR_OUTPUTS = "scenario `signal_levels` (all four outputs)"
+ACK_ALL = "tests/test_engine_commands.py::test_ack_of_every_latch_and_of_one_name"
+GO_SAFE_SOURCE = "tests/test_engine_commands.py::test_go_safe_opens_every_relay_until_released"
 SOC_DERATING = "scenarios `limits_soc_derating_high`, `limits_soc_derating_low`"
 
 # Written after reading each mutant (module file, function, a pattern of its change).
@@ -663,6 +677,36 @@ SPECIFIC: tuple[Rule, ...] = (
     Rule("engine_metrics.py", "*", r".", "metric"),
     # reasons.py builds the reason words only
     Rule("reasons.py", "*", r".", "reason-text"),
+    # commands.py and the error book, after the recheck
+    Rule(
+        "commands.py",
+        "apply_command",
+        r"request_go_safe\(None, ",
+        "killed-since",
+        note=GO_SAFE_SOURCE,
+    ),
+    Rule("commands.py", "apply_command", r"reset_errors\(None, cmd\.errors\)", "notices"),
+    Rule(
+        "commands.py",
+        "apply_command",
+        r"reset_errors\((now_s, None|cmd\.errors|now_s, )\)",
+        "killed-since",
+        note=ACK_ALL,
+    ),
+    Rule("error_book.py", "ErrorBook.reset", r"continue` → `break", "killed-since", note=ACK_ALL),
+    Rule("error_book.py", "ErrorBook.__init__", r"or 1\.0", "reset-origin"),
+    Rule(
+        "error_book.py",
+        "ErrorBook.apply_releases",
+        r"go_safe_requests\.discard\(None\)",
+        "fail-safe-stuck",
+    ),
+    Rule(
+        "error_book.py",
+        "ErrorBook.debounce",
+        r"latch_changed = False` → `latch_changed = (None|True)|latched\.pop\(name, None\) is None",
+        "latch-write",
+    ),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
