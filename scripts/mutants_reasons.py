@@ -124,6 +124,14 @@ REASONS: dict[str, tuple[str, str]] = {
         "the latch file is written again with the same content, or not again when an "
         "acknowledged latch clears (the acknowledgement already wrote the file without it)",
     ),
+    "persistence": (
+        "gap (persistence)",
+        "the background writer's bookkeeping of the state files (which write is durable, "
+        "its retry backoff, a release still pending, removing a stale temporary file): "
+        "tests/test_state_persistence.py covers a failing and healing disk, a stuck write, "
+        "a restart and corrupt files (it killed most of this module's mutants in the "
+        "recheck); these cases are not pinned. Relays never wait for the disk",
+    ),
     "reset-origin": (
         "gap (reset counter)",
         "the baseline of the `request.error_reset` counter at start (0 -> 1): the first reset "
@@ -707,6 +715,9 @@ SPECIFIC: tuple[Rule, ...] = (
         r"latch_changed = False` → `latch_changed = (None|True)|latched\.pop\(name, None\) is None",
         "latch-write",
     ),
+    # the background writer of the state files (latches, go-safe), after the recheck
+    Rule("persisted.py", "*", r".", "persistence"),
+    Rule("state_writer.py", "*", r".", "persistence"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
