@@ -132,6 +132,16 @@ REASONS: dict[str, tuple[str, str]] = {
         "a restart and corrupt files (it killed most of this module's mutants in the "
         "recheck); these cases are not pinned. Relays never wait for the disk",
     ),
+    "override-int": (
+        "equivalent",
+        "an override point's value that is not a number: the Modbus server writes integers",
+    ),
+    "override-gap": (
+        "gap (overrides)",
+        "two signal overrides at once, or an override of `charger_connected` while the CAN "
+        "charger also reports connected: tests/test_remote_control.py overrides one signal "
+        "at a time without a CAN charger",
+    ),
     "reset-origin": (
         "gap (reset counter)",
         "the baseline of the `request.error_reset` counter at start (0 -> 1): the first reset "
@@ -718,6 +728,15 @@ SPECIFIC: tuple[Rule, ...] = (
     # the background writer of the state files (latches, go-safe), after the recheck
     Rule("persisted.py", "*", r".", "persistence"),
     Rule("state_writer.py", "*", r".", "persistence"),
+    # signal overrides (Modbus `override.<signal>` points), after the recheck
+    Rule("measure.py", "override_value", r"int \| float\) or float", "override-int"),
+    Rule("measure.py", "measure", r"continue` → `break", "override-gap", 287),
+    Rule(
+        "readings.py",
+        "input_signals",
+        r'"(XXcharger_connectedXX|CHARGER_CONNECTED)" not in m\.overrides',
+        "override-gap",
+    ),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
