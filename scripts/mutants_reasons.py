@@ -747,7 +747,9 @@ SPECIFIC: tuple[Rule, ...] = (
         "override-gap",
     ),
     # the SOC file
-    Rule("soc.py", "*", r".", "soc-file"),
+    Rule("soc.py", "load_soc", r".", "soc-file"),
+    Rule("soc.py", "save_soc", r".", "soc-file"),
+    Rule("soc.py", "write_json_atomic", r".", "soc-file"),
     # the detail text naming the implausible cells (the verdict is decided on line 186)
     Rule("detect.py", "check_cell_plausible", r".", "verdict-value", range(189, 200)),
     # debounce.py
