@@ -135,6 +135,7 @@ def write_docs(results: dict[str, dict[str, str]], summary: str) -> None:
     out += ["## Reasons", "", "| reason | survivors | kind | why |", "| --- | ---: | --- | --- |"]
     for key, (kind, why) in REASONS.items():
         if counts[key]:
+            why = why.replace("|", "\\|")
             out.append(f"| `{key}` | {counts[key]} | {kind} | {why} |")
     if counts["UNEXPLAINED"]:
         out.append(f"| `UNEXPLAINED` | {counts['UNEXPLAINED']} | | no rule yet |")
