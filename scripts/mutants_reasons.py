@@ -22,7 +22,8 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-# key -> (kind, why it survives). kind: equivalent | gap | display
+# key -> (kind, why it survives). kind: equivalent (in practice / in effect), display, or
+# gap (what kind), said in a few words.
 REASONS: dict[str, tuple[str, str]] = {
     "boundary": (
         "equivalent in practice",
@@ -49,9 +50,9 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "delay-scale": (
         "gap (tolerance)",
-        "a delay scaled by 1000/1001 (0.1 % shorter, 2 ms on 2 s); the scenarios judge on "
-        "their 0.1 s grid. The debouncer's own exact timing is pinned by "
-        "tests/test_engine_event_driven.py",
+        "the heater's or cooler's set delay scaled by 1000/1001 (0.1 % shorter, 2 ms on 2 s): "
+        "the engine's wake-up (`deadlines`) still uses the configured delay, so it acts at "
+        "that deadline or at an earlier reading, which the scenarios' 0.1 s grid cannot tell",
     ),
     "seen-s": (
         "gap (timing)",
