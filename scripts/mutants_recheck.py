@@ -63,7 +63,8 @@ def main() -> int:
         ]
     )
     for d in ("tests", "scenarios"):
-        shutil.copytree(d, Path("mutants") / d, dirs_exist_ok=True)
+        shutil.rmtree(Path("mutants") / d, ignore_errors=True)  # no test deleted since stays
+        shutil.copytree(d, Path("mutants") / d)
     ok, why = run_tests(tests, "")
     if not ok:
         print(f"the tests fail without a mutant ({why}): nothing rechecked", file=sys.stderr)
